@@ -1,0 +1,345 @@
+/*
+ * taucg sampler: readers for /proc and cgroup v2 files.
+ *
+ * Files are opened once and re-read with pread(fd, buf, n, 0): procfs and
+ * cgroupfs regenerate their contents at offset 0, so a kept-open fd costs
+ * one syscall per sample instead of three (open, read, close).
+ */
+#define _GNU_SOURCE
+#include "sampler.h"
+#include "cursor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---------- growable read buffer ---------- */
+
+struct kbuf {
+    char *data;
+    size_t cap;
+};
+
+static int kbuf_init(struct kbuf *b, size_t cap)
+{
+    b->data = malloc(cap);
+    b->cap = b->data ? cap : 0;
+    return b->data ? 0 : -ENOMEM;
+}
+
+/* One pread at offset 0. A read that fills the buffer may be truncated, so
+ * the buffer doubles and the read repeats; this happens only until the
+ * buffer fits the file, never in steady state. Returns bytes or -errno. */
+static ssize_t kbuf_pread(int fd, struct kbuf *b)
+{
+    for (;;) {
+        ssize_t n = pread(fd, b->data, b->cap, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if ((size_t)n < b->cap)
+            return n;
+        char *bigger = realloc(b->data, b->cap * 2);
+        if (!bigger)
+            return -ENOMEM;
+        b->data = bigger;
+        b->cap *= 2;
+    }
+}
+
+/* Errors that mean "this source does not exist here", never a failure:
+ * the file is gone (ENOENT), its process is gone (ESRCH), or the kernel
+ * has the file but the feature is off (EOPNOTSUPP, e.g. psi=0). */
+static int is_absent_errno(int e)
+{
+    return e == ENOENT || e == ESRCH || e == EOPNOTSUPP || e == ENODEV;
+}
+
+static int open_ro(const char *root, const char *rel)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/%s", root, rel);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return -1;
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+/* ---------- parsers ---------- */
+
+/* Reads an optional number: returns 1 and stores it if one is on this line. */
+static int cur_u64_opt(struct cur *c, uint64_t *v)
+{
+    int ok = 1;
+    cur_skip_blanks(c);
+    if (cur_eof(c) || *c->p == '\n')
+        return 0;
+    *v = cur_u64(c, &ok);
+    return ok;
+}
+
+static int parse_cpu_row(struct cur *c, struct tau_cpu_times *t)
+{
+    uint64_t *fields[10] = {&t->user, &t->nice, &t->system, &t->idle, &t->iowait,
+                            &t->irq, &t->softirq, &t->steal, &t->guest, &t->guest_nice};
+    int i;
+    for (i = 0; i < 10; i++) {
+        if (!cur_u64_opt(c, fields[i]))
+            break;
+    }
+    /* Older kernels stop after irq/softirq/steal; user..idle always exist. */
+    return i >= 4;
+}
+
+int tau_parse_stat(const char *buf, size_t n, struct tau_system *out,
+                   struct tau_cpu_times *cpus, uint32_t cpu_cap)
+{
+    struct cur c = cur_make(buf, n);
+    int have_total = 0;
+    out->ncpu = 0;
+    out->ncpu_seen = 0;
+    while (!cur_eof(&c)) {
+        const char *w;
+        size_t wl = cur_word(&c, &w);
+        int ok = 1;
+        if (wl >= 3 && memcmp(w, "cpu", 3) == 0) {
+            struct tau_cpu_times t;
+            memset(&t, 0, sizeof t);
+            if (wl == 3) {
+                t.cpu = -1;
+            } else {
+                struct cur id = cur_make(w + 3, wl - 3);
+                uint64_t v = cur_u64(&id, &ok);
+                if (!ok || !cur_eof(&id) || v > INT32_MAX) {
+                    cur_next_line(&c);
+                    continue;
+                }
+                t.cpu = (int32_t)v;
+            }
+            if (parse_cpu_row(&c, &t)) {
+                if (t.cpu < 0) {
+                    out->cpu_total = t;
+                    have_total = 1;
+                } else {
+                    if (out->ncpu < cpu_cap)
+                        cpus[out->ncpu++] = t;
+                    out->ncpu_seen++;
+                }
+            }
+        } else if (word_is(w, wl, "ctxt")) {
+            out->ctxt = cur_u64(&c, &ok);
+        } else if (word_is(w, wl, "btime")) {
+            out->btime = cur_u64(&c, &ok);
+        } else if (word_is(w, wl, "processes")) {
+            out->processes = cur_u64(&c, &ok);
+        } else if (word_is(w, wl, "procs_running")) {
+            out->procs_running = cur_u64(&c, &ok);
+        } else if (word_is(w, wl, "procs_blocked")) {
+            out->procs_blocked = cur_u64(&c, &ok);
+        }
+        cur_next_line(&c);
+    }
+    return have_total ? 0 : -1;
+}
+
+struct memkey {
+    const char *key;
+    size_t off;
+};
+
+static const struct memkey MEMKEYS[] = {
+    {"MemTotal", offsetof(struct tau_meminfo, total)},
+    {"MemFree", offsetof(struct tau_meminfo, free)},
+    {"MemAvailable", offsetof(struct tau_meminfo, available)},
+    {"Buffers", offsetof(struct tau_meminfo, buffers)},
+    {"Cached", offsetof(struct tau_meminfo, cached)},
+    {"SwapTotal", offsetof(struct tau_meminfo, swap_total)},
+    {"SwapFree", offsetof(struct tau_meminfo, swap_free)},
+    {"Shmem", offsetof(struct tau_meminfo, shmem)},
+    {"SReclaimable", offsetof(struct tau_meminfo, sreclaimable)},
+    {"Dirty", offsetof(struct tau_meminfo, dirty)},
+    {"Writeback", offsetof(struct tau_meminfo, writeback)},
+    {"AnonPages", offsetof(struct tau_meminfo, anon_pages)},
+    {"Mapped", offsetof(struct tau_meminfo, mapped)},
+    {"Slab", offsetof(struct tau_meminfo, slab)},
+};
+
+int tau_parse_meminfo(const char *buf, size_t n, struct tau_meminfo *out)
+{
+    struct cur c = cur_make(buf, n);
+    int have_total = 0;
+    memset(out, 0, sizeof *out);
+    while (!cur_eof(&c)) {
+        const char *w;
+        size_t wl = cur_word(&c, &w);
+        if (cur_expect(&c, ":")) {
+            for (size_t i = 0; i < sizeof MEMKEYS / sizeof MEMKEYS[0]; i++) {
+                if (!word_is(w, wl, MEMKEYS[i].key))
+                    continue;
+                int ok = 1;
+                uint64_t v = cur_u64(&c, &ok);
+                if (!ok)
+                    break;
+                cur_skip_blanks(&c);
+                if (cur_expect(&c, "kB"))
+                    v = (v > UINT64_MAX / 1024) ? UINT64_MAX : v * 1024;
+                *(uint64_t *)((char *)out + MEMKEYS[i].off) = v;
+                if (MEMKEYS[i].off == offsetof(struct tau_meminfo, total))
+                    have_total = 1;
+                if (MEMKEYS[i].off == offsetof(struct tau_meminfo, available))
+                    out->has_available = 1;
+                break;
+            }
+        }
+        cur_next_line(&c);
+    }
+    return have_total ? 0 : -1;
+}
+
+int tau_parse_loadavg(const char *buf, size_t n, struct tau_system *out)
+{
+    struct cur c = cur_make(buf, n);
+    int ok = 1;
+    out->load1 = cur_decimal(&c, &ok);
+    out->load5 = cur_decimal(&c, &ok);
+    out->load15 = cur_decimal(&c, &ok);
+    out->runnable = (uint32_t)cur_u64(&c, &ok);
+    if (!cur_expect(&c, "/"))
+        ok = 0;
+    out->nr_threads = (uint32_t)cur_u64(&c, &ok);
+    out->last_pid = (uint32_t)cur_u64(&c, &ok);
+    return ok ? 0 : -1;
+}
+
+static int parse_psi_line(struct cur *c, struct tau_psi_line *l)
+{
+    int ok = 1, seen = 0;
+    for (;;) {
+        cur_skip_blanks(c);
+        if (cur_expect(c, "avg10=")) {
+            l->avg10 = cur_decimal(c, &ok);
+            seen |= 1;
+        } else if (cur_expect(c, "avg60=")) {
+            l->avg60 = cur_decimal(c, &ok);
+            seen |= 2;
+        } else if (cur_expect(c, "avg300=")) {
+            l->avg300 = cur_decimal(c, &ok);
+            seen |= 4;
+        } else if (cur_expect(c, "total=")) {
+            l->total_us = cur_u64(c, &ok);
+            seen |= 8;
+        } else {
+            break;
+        }
+    }
+    return ok && seen == 15;
+}
+
+int tau_parse_psi(const char *buf, size_t n, struct tau_psi *out)
+{
+    struct cur c = cur_make(buf, n);
+    memset(out, 0, sizeof *out);
+    while (!cur_eof(&c)) {
+        const char *w;
+        size_t wl = cur_word(&c, &w);
+        if (word_is(w, wl, "some"))
+            out->has_some = parse_psi_line(&c, &out->some);
+        else if (word_is(w, wl, "full"))
+            out->has_full = parse_psi_line(&c, &out->full);
+        cur_next_line(&c);
+    }
+    return out->has_some ? 0 : -1;
+}
+
+/* ---------- system reader ---------- */
+
+enum { SYS_STAT, SYS_MEMINFO, SYS_LOADAVG, SYS_PSI_CPU, SYS_PSI_MEMORY, SYS_PSI_IO, SYS_NFILES };
+
+static const char *const SYS_FILES[SYS_NFILES] = {
+    "stat", "meminfo", "loadavg", "pressure/cpu", "pressure/memory", "pressure/io",
+};
+
+static const uint32_t SYS_BITS[SYS_NFILES] = {
+    TAU_SYS_STAT, TAU_SYS_MEMINFO, TAU_SYS_LOADAVG,
+    TAU_SYS_PSI_CPU, TAU_SYS_PSI_MEMORY, TAU_SYS_PSI_IO,
+};
+
+struct tau_sys_reader {
+    int fd[SYS_NFILES];
+    struct kbuf buf;
+};
+
+struct tau_sys_reader *tau_sys_open(const char *proc_root)
+{
+    struct tau_sys_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    /* /proc/stat grows with CPUs and IRQs; 16 KiB fits small machines and
+     * the buffer grows once on large ones. */
+    if (kbuf_init(&r->buf, 16384) < 0) {
+        free(r);
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (int i = 0; i < SYS_NFILES; i++)
+        r->fd[i] = open_ro(proc_root, SYS_FILES[i]);
+    return r;
+}
+
+void tau_sys_close(struct tau_sys_reader *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < SYS_NFILES; i++)
+        if (r->fd[i] >= 0)
+            close(r->fd[i]);
+    free(r->buf.data);
+    free(r);
+}
+
+int tau_sys_sample(struct tau_sys_reader *r, struct tau_system *out,
+                   struct tau_cpu_times *cpus, uint32_t cpu_cap)
+{
+    int first_error = 0;
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < SYS_NFILES; i++) {
+        if (r->fd[i] < 0)
+            continue;
+        ssize_t n = kbuf_pread(r->fd[i], &r->buf);
+        if (n < 0) {
+            if (!is_absent_errno((int)-n) && !first_error)
+                first_error = (int)n;
+            continue;
+        }
+        const char *b = r->buf.data;
+        size_t len = (size_t)n;
+        int rc = -1;
+        switch (i) {
+        case SYS_STAT:
+            rc = tau_parse_stat(b, len, out, cpus, cpu_cap);
+            break;
+        case SYS_MEMINFO:
+            rc = tau_parse_meminfo(b, len, &out->mem);
+            break;
+        case SYS_LOADAVG:
+            rc = tau_parse_loadavg(b, len, out);
+            break;
+        case SYS_PSI_CPU:
+            rc = tau_parse_psi(b, len, &out->psi_cpu);
+            break;
+        case SYS_PSI_MEMORY:
+            rc = tau_parse_psi(b, len, &out->psi_memory);
+            break;
+        case SYS_PSI_IO:
+            rc = tau_parse_psi(b, len, &out->psi_io);
+            break;
+        }
+        if (rc == 0)
+            out->present |= SYS_BITS[i];
+    }
+    return first_error;
+}
