@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "sampler.h"
 #include "cursor.h"
+#include "kbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,50 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* ---------- growable read buffer ---------- */
-
-struct kbuf {
-    char *data;
-    size_t cap;
-};
-
-static int kbuf_init(struct kbuf *b, size_t cap)
-{
-    b->data = malloc(cap);
-    b->cap = b->data ? cap : 0;
-    return b->data ? 0 : -ENOMEM;
-}
-
-/* One pread at offset 0. A read that fills the buffer may be truncated, so
- * the buffer doubles and the read repeats; this happens only until the
- * buffer fits the file, never in steady state. Returns bytes or -errno. */
-static ssize_t kbuf_pread(int fd, struct kbuf *b)
-{
-    for (;;) {
-        ssize_t n = pread(fd, b->data, b->cap, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if ((size_t)n < b->cap)
-            return n;
-        char *bigger = realloc(b->data, b->cap * 2);
-        if (!bigger)
-            return -ENOMEM;
-        b->data = bigger;
-        b->cap *= 2;
-    }
-}
-
-/* Errors that mean "this source does not exist here", never a failure:
- * the file is gone (ENOENT), its process is gone (ESRCH), or the kernel
- * has the file but the feature is off (EOPNOTSUPP, e.g. psi=0). */
-static int is_absent_errno(int e)
-{
-    return e == ENOENT || e == ESRCH || e == EOPNOTSUPP || e == ENODEV;
-}
 
 static int open_ro(const char *root, const char *rel)
 {
@@ -255,12 +212,100 @@ int tau_parse_psi(const char *buf, size_t n, struct tau_psi *out)
     return out->has_some ? 0 : -1;
 }
 
+/* Copies a name into a fixed field, always NUL-terminated. */
+static void copy_name(char *dst, size_t cap, const char *src, size_t n)
+{
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* /proc/net/dev: two header lines, then "  name: rx(8 fields) tx(8 fields)". */
+int tau_parse_netdev(const char *buf, size_t n, struct tau_netdev *out, uint32_t cap)
+{
+    struct cur c = cur_make(buf, n);
+    int rows = 0;
+    while (!cur_eof(&c)) {
+        const char *w;
+        size_t wl = cur_word(&c, &w);
+        if (wl == 0 || !cur_expect(&c, ":")) {
+            cur_next_line(&c);
+            continue;
+        }
+        uint64_t f[16];
+        int ok = 1;
+        for (int i = 0; i < 16; i++)
+            f[i] = cur_u64(&c, &ok);
+        if (ok) {
+            if ((uint32_t)rows < cap) {
+                struct tau_netdev *d = &out[rows];
+                copy_name(d->name, sizeof d->name, w, wl);
+                d->rx_bytes = f[0];
+                d->rx_packets = f[1];
+                d->rx_errs = f[2];
+                d->rx_drop = f[3];
+                d->tx_bytes = f[8];
+                d->tx_packets = f[9];
+                d->tx_errs = f[10];
+                d->tx_drop = f[11];
+            }
+            rows++;
+        }
+        cur_next_line(&c);
+    }
+    return rows;
+}
+
+/* /proc/diskstats: "major minor name" then at least 11 counters. */
+int tau_parse_diskstats(const char *buf, size_t n, struct tau_disk *out, uint32_t cap)
+{
+    struct cur c = cur_make(buf, n);
+    int rows = 0;
+    while (!cur_eof(&c)) {
+        int ok = 1;
+        uint64_t major = cur_u64(&c, &ok), minor = cur_u64(&c, &ok);
+        const char *w;
+        size_t wl = cur_word(&c, &w);
+        uint64_t f[11];
+        for (int i = 0; i < 11; i++)
+            f[i] = cur_u64(&c, &ok);
+        if (ok && wl > 0) {
+            if ((uint32_t)rows < cap) {
+                struct tau_disk *d = &out[rows];
+                d->major = (uint32_t)major;
+                d->minor = (uint32_t)minor;
+                copy_name(d->name, sizeof d->name, w, wl);
+                d->reads = f[0];
+                d->read_merged = f[1];
+                d->read_sectors = f[2];
+                d->read_ms = f[3];
+                d->writes = f[4];
+                d->write_merged = f[5];
+                d->write_sectors = f[6];
+                d->write_ms = f[7];
+                d->in_flight = f[8];
+                d->io_ms = f[9];
+                d->weighted_ms = f[10];
+            }
+            rows++;
+        }
+        cur_next_line(&c);
+    }
+    return rows;
+}
+
 /* ---------- system reader ---------- */
 
-enum { SYS_STAT, SYS_MEMINFO, SYS_LOADAVG, SYS_PSI_CPU, SYS_PSI_MEMORY, SYS_PSI_IO, SYS_NFILES };
+enum {
+    SYS_STAT, SYS_MEMINFO, SYS_LOADAVG, SYS_PSI_CPU, SYS_PSI_MEMORY, SYS_PSI_IO,
+    SYS_SAMPLED, /* files above are read by tau_sys_sample */
+    SYS_NETDEV = SYS_SAMPLED, SYS_DISKSTATS, SYS_NFILES
+};
 
 static const char *const SYS_FILES[SYS_NFILES] = {
     "stat", "meminfo", "loadavg", "pressure/cpu", "pressure/memory", "pressure/io",
+    "net/dev", "diskstats",
 };
 
 static const uint32_t SYS_BITS[SYS_NFILES] = {
@@ -306,7 +351,7 @@ int tau_sys_sample(struct tau_sys_reader *r, struct tau_system *out,
 {
     int first_error = 0;
     memset(out, 0, sizeof *out);
-    for (int i = 0; i < SYS_NFILES; i++) {
+    for (int i = 0; i < SYS_SAMPLED; i++) {
         if (r->fd[i] < 0)
             continue;
         ssize_t n = kbuf_pread(r->fd[i], &r->buf);
@@ -342,4 +387,23 @@ int tau_sys_sample(struct tau_sys_reader *r, struct tau_system *out,
             out->present |= SYS_BITS[i];
     }
     return first_error;
+}
+
+static ssize_t sys_read(struct tau_sys_reader *r, int which)
+{
+    if (r->fd[which] < 0)
+        return -ENOENT;
+    return kbuf_pread(r->fd[which], &r->buf);
+}
+
+int tau_sys_netdev(struct tau_sys_reader *r, struct tau_netdev *out, uint32_t cap)
+{
+    ssize_t n = sys_read(r, SYS_NETDEV);
+    return n < 0 ? (int)n : tau_parse_netdev(r->buf.data, (size_t)n, out, cap);
+}
+
+int tau_sys_disks(struct tau_sys_reader *r, struct tau_disk *out, uint32_t cap)
+{
+    ssize_t n = sys_read(r, SYS_DISKSTATS);
+    return n < 0 ? (int)n : tau_parse_diskstats(r->buf.data, (size_t)n, out, cap);
 }

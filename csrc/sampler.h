@@ -83,4 +83,153 @@ int tau_parse_meminfo(const char *buf, size_t n, struct tau_meminfo *out);
 int tau_parse_loadavg(const char *buf, size_t n, struct tau_system *out);
 int tau_parse_psi(const char *buf, size_t n, struct tau_psi *out);
 
+/* ---------------------------------------------------------------------
+ * Network interfaces and block devices (/proc/net/dev, /proc/diskstats),
+ * read through the system reader's kept-open fds.
+ */
+#define TAU_NAME_LEN 32
+
+struct tau_netdev {
+    char name[TAU_NAME_LEN];
+    uint64_t rx_bytes, rx_packets, rx_errs, rx_drop;
+    uint64_t tx_bytes, tx_packets, tx_errs, tx_drop;
+};
+
+struct tau_disk {
+    uint32_t major, minor;
+    char name[TAU_NAME_LEN];
+    uint64_t reads, read_merged, read_sectors, read_ms;
+    uint64_t writes, write_merged, write_sectors, write_ms;
+    uint64_t in_flight, io_ms, weighted_ms;
+};
+
+/* Each returns the number of rows in the file (which may exceed cap: only
+ * cap rows are written), -ENOENT when the file is absent, or -errno. */
+int tau_sys_netdev(struct tau_sys_reader *r, struct tau_netdev *out, uint32_t cap);
+int tau_sys_disks(struct tau_sys_reader *r, struct tau_disk *out, uint32_t cap);
+int tau_parse_netdev(const char *buf, size_t n, struct tau_netdev *out, uint32_t cap);
+int tau_parse_diskstats(const char *buf, size_t n, struct tau_disk *out, uint32_t cap);
+
+/* ---------------------------------------------------------------------
+ * Process sweep: /proc/PID/stat for every process.
+ *
+ * Each stat fd stays open across sweeps (pread at offset 0 re-reads it)
+ * until fd_budget fds are held; past the budget a process is read with
+ * openat+read+close instead, so a host with 10,000+ processes never hits
+ * EMFILE. A process that exits mid-sweep is dropped quietly.
+ */
+#define TAU_COMM_LEN 64
+#define TAU_PROC_NEW 0x1 /* first seen this sweep, or its PID was reused */
+
+struct tau_proc {
+    int32_t pid, ppid, pgrp, session;
+    int32_t num_threads, priority, nice, processor;
+    uint32_t rt_priority, policy, flags;
+    char state;
+    char comm[TAU_COMM_LEN]; /* NUL-terminated */
+    /* Scaled while parsing with the units the caller passed to
+     * tau_proc_open, so Python builds records without per-field work. */
+    double utime, stime; /* seconds */
+    double starttime;    /* seconds after boot */
+    uint64_t vsize;      /* bytes */
+    uint64_t rss;        /* bytes */
+    uint64_t minflt, majflt;
+};
+
+struct tau_proc_stats {
+    uint32_t listed;         /* numeric entries in /proc */
+    uint32_t parsed;         /* records produced */
+    uint32_t vanished;       /* exited between listing and reading */
+    uint32_t kept_fds;       /* stat fds held open after this sweep */
+    uint32_t fallback_reads; /* reads done with openat+read+close */
+    uint32_t errors;         /* reads that failed for another reason */
+};
+
+struct tau_proc_reader;
+/* ticks_per_second is sysconf(_SC_CLK_TCK); page_size is in bytes. */
+struct tau_proc_reader *tau_proc_open(const char *proc_root, uint32_t fd_budget,
+                                      double ticks_per_second, uint64_t page_size);
+void tau_proc_close(struct tau_proc_reader *r);
+/* Returns how many processes were read (may exceed cap: only cap records
+ * are written, so retry with a larger array), or -errno if /proc itself
+ * cannot be listed. */
+int64_t tau_proc_sweep(struct tau_proc_reader *r, struct tau_proc *out, uint32_t cap,
+                       struct tau_proc_stats *stats);
+int tau_parse_pid_stat(const char *buf, size_t n, struct tau_proc *out,
+                       double ticks_per_second, uint64_t page_size);
+
+/* For scripts/bench-sampler: the floor. Opens /proc/PID/stat for each pid,
+ * then times `rounds` passes of bare pread calls with no parsing. Returns
+ * nanoseconds per pass, or -errno. */
+int64_t tau_bench_pread_floor(const char *proc_root, const int32_t *pids, uint32_t n,
+                              uint32_t rounds);
+
+/* ---------------------------------------------------------------------
+ * Cgroup sweep over a set of cgroup v2 directories. A file that is absent
+ * (its controller is off) has its bit clear in `present`; it is retried at
+ * most once a second, so enabling a controller later is noticed.
+ */
+#define TAU_CG_CPU_STAT        0x0001
+#define TAU_CG_MEMORY_CURRENT  0x0002
+#define TAU_CG_MEMORY_MAX      0x0004
+#define TAU_CG_MEMORY_HIGH     0x0008
+#define TAU_CG_MEMORY_STAT     0x0010
+#define TAU_CG_MEMORY_EVENTS   0x0020
+#define TAU_CG_PIDS_CURRENT    0x0040
+#define TAU_CG_PIDS_MAX        0x0080
+#define TAU_CG_IO_STAT         0x0100
+#define TAU_CG_CPU_PRESSURE    0x0200
+#define TAU_CG_MEMORY_PRESSURE 0x0400
+#define TAU_CG_IO_PRESSURE     0x0800
+#define TAU_CG_EVENTS          0x1000
+#define TAU_CG_NFILES 13
+#define TAU_UNLIMITED UINT64_MAX /* "max" in memory.max, pids.max ... */
+
+struct tau_cgroup {
+    uint32_t present;
+    uint64_t cpu_usage_usec, cpu_user_usec, cpu_system_usec;
+    uint64_t cpu_nr_periods, cpu_nr_throttled, cpu_throttled_usec;
+    uint64_t memory_current, memory_max, memory_high;
+    uint64_t mem_anon, mem_file, mem_shmem, mem_sock, mem_pgfault, mem_pgmajfault;
+    uint64_t ev_low, ev_high, ev_max, ev_oom, ev_oom_kill;
+    uint64_t pids_current, pids_max;
+    uint64_t io_rbytes, io_wbytes, io_rios, io_wios;
+    struct tau_psi cpu_pressure, memory_pressure, io_pressure;
+    int32_t populated, frozen;
+};
+
+struct tau_cg_set;
+struct tau_cg_set *tau_cg_set_new(void);
+void tau_cg_set_free(struct tau_cg_set *s);
+/* Adds a directory; returns its index, or -errno (-ENOENT: no such cgroup). */
+int tau_cg_set_add(struct tau_cg_set *s, const char *dir);
+/* Fills out[i] for the first n directories; returns 0 or -errno. */
+int tau_cg_sweep(struct tau_cg_set *s, struct tau_cgroup *out, uint32_t n);
+/* Parses one cgroup file's text; `file` is one TAU_CG_* bit. 0 or -1. */
+int tau_parse_cg_file(uint32_t file, const char *buf, size_t n, struct tau_cgroup *out);
+
+/* ---------------------------------------------------------------------
+ * Process events from the netlink proc connector (needs CAP_NET_ADMIN in
+ * the initial user and PID namespaces).
+ */
+#define TAU_EV_FORK 0x00000001u /* PROC_EVENT_FORK */
+#define TAU_EV_EXEC 0x00000002u /* PROC_EVENT_EXEC */
+#define TAU_EV_EXIT 0x80000000u /* PROC_EVENT_EXIT */
+
+struct tau_proc_event {
+    uint32_t what; /* TAU_EV_* */
+    int32_t pid, tgid;
+    int32_t parent_pid, parent_tgid; /* fork only */
+    uint32_t exit_code;             /* exit only: a wait(2) status */
+    uint32_t exit_signal;           /* exit only */
+    uint64_t timestamp_ns;
+};
+
+/* A non-blocking, subscribed netlink socket, or -errno. */
+int tau_events_open(void);
+/* Up to cap pending events; 0 when none are pending; -ENOBUFS when the
+ * kernel dropped events (rescan to catch up); other -errno on failure. */
+int tau_events_read(int fd, struct tau_proc_event *out, uint32_t cap);
+void tau_events_close(int fd);
+
 #endif

@@ -6,18 +6,28 @@ seconds happens here, once, so nothing above this module sees a tick.
 
 from __future__ import annotations
 
+import errno
 import os
+import select
+import struct
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from taucg._sampler import ffi, lib
 
 CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+DEFAULT_FD_BUDGET = 4096
 
 
 class SamplerError(OSError):
     """A kernel file could not be read for a reason other than being absent."""
+
+
+class EventsUnavailable(SamplerError):
+    """The netlink proc connector cannot be used here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +115,41 @@ class LoadAvg:
 
 
 @dataclass(frozen=True, slots=True)
+class NetDevice:
+    """Cumulative counters of one interface, from /proc/net/dev."""
+
+    name: str
+    rx_bytes: int
+    rx_packets: int
+    rx_errors: int
+    rx_dropped: int
+    tx_bytes: int
+    tx_packets: int
+    tx_errors: int
+    tx_dropped: int
+
+
+SECTOR = 512  # /proc/diskstats counts 512-byte sectors whatever the device's own size
+
+
+@dataclass(frozen=True, slots=True)
+class DiskStats:
+    """Cumulative counters of one block device, from /proc/diskstats."""
+
+    major: int
+    minor: int
+    name: str
+    reads: int
+    read_bytes: int
+    read_seconds: float
+    writes: int
+    write_bytes: int
+    write_seconds: float
+    in_flight: int
+    busy_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class SystemSample:
     """One whole-system sample. A source the kernel lacks is None, never zero."""
 
@@ -121,6 +166,156 @@ class SystemSample:
     pressure_cpu: Pressure | None
     pressure_memory: Pressure | None
     pressure_io: Pressure | None
+    net: tuple[NetDevice, ...] = ()
+    disks: tuple[DiskStats, ...] = ()
+
+
+class ProcessSample(NamedTuple):
+    """One process from /proc/PID/stat, in seconds and bytes.
+
+    A tuple (built straight from the C array) because a sweep makes
+    thousands of them; (pid, start_seconds) identifies a process, since
+    PIDs are reused."""
+
+    pid: int
+    ppid: int
+    pgrp: int
+    session: int
+    threads: int
+    priority: int
+    nice: int
+    processor: int
+    rt_priority: int
+    policy: int
+    flags: int
+    state_raw: bytes
+    comm_raw: bytes
+    user_seconds: float
+    system_seconds: float
+    start_seconds: float  # after boot
+    vsize: int
+    rss: int
+    minor_faults: int
+    major_faults: int
+
+    @property
+    def comm(self) -> str:
+        return self.comm_raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    @property
+    def state(self) -> str:
+        return self.state_raw.decode("ascii", "replace")
+
+    @property
+    def cpu_seconds(self) -> float:
+        return self.user_seconds + self.system_seconds
+
+    @property
+    def is_new(self) -> bool:
+        """First seen in this sweep (or its PID now belongs to a new process)."""
+        return bool(self.flags & lib.TAU_PROC_NEW)
+
+
+# The C struct tau_proc, field for field, in native alignment.
+_PROC_STRUCT = struct.Struct("@8i3Ic64s3d4Q")
+_PROC_SIZE = ffi.sizeof("struct tau_proc")
+if _PROC_STRUCT.size != _PROC_SIZE or struct.calcsize("@8i3Ic64s") > ffi.offsetof(
+    "struct tau_proc", "utime"
+):  # pragma: no cover - a build/layout mismatch must fail loudly at import
+    raise ImportError("taucg._sampler's struct tau_proc does not match sampler.py's layout")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSweepStats:
+    listed: int
+    parsed: int
+    vanished: int
+    kept_fds: int
+    fallback_reads: int
+    errors: int
+    seconds: float
+
+
+UNLIMITED: Literal["max"] = "max"
+Limit = int | Literal["max"]
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupCpu:
+    usage_seconds: float
+    user_seconds: float
+    system_seconds: float
+    periods: int
+    throttled_periods: int
+    throttled_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupMemoryStat:
+    anon: int
+    file: int
+    shmem: int
+    sock: int
+    pgfault: int
+    pgmajfault: int
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupMemoryEvents:
+    low: int
+    high: int
+    max: int
+    oom: int
+    oom_kill: int
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupIo:
+    read_bytes: int
+    write_bytes: int
+    read_ios: int
+    write_ios: int
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupSample:
+    """One cgroup's files. A field is None when its file is absent (the
+    controller is not enabled there), never 0; "max" means no limit."""
+
+    path: str
+    monotonic: float
+    cpu: CgroupCpu | None
+    memory_current: int | None
+    memory_max: Limit | None
+    memory_high: Limit | None
+    memory_stat: CgroupMemoryStat | None
+    memory_events: CgroupMemoryEvents | None
+    pids_current: int | None
+    pids_max: Limit | None
+    io: CgroupIo | None
+    pressure_cpu: Pressure | None
+    pressure_memory: Pressure | None
+    pressure_io: Pressure | None
+    populated: bool | None
+    frozen: bool | None
+
+
+EventKind = Literal["fork", "exec", "exit", "lost"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcEvent:
+    """A proc connector event. ``lost`` means the kernel dropped events
+    (the socket overflowed): rescan /proc to catch up."""
+
+    kind: EventKind
+    pid: int
+    tgid: int
+    parent_pid: int = 0
+    parent_tgid: int = 0
+    exit_status: int | None = None  # exit: the code passed to exit()
+    killed_by: int | None = None  # exit: the signal that killed it
+    timestamp: float = 0.0  # seconds, kernel monotonic clock
 
 
 def _cpu_times(row: Any) -> CpuTimes:
@@ -183,9 +378,21 @@ class Sampler:
     Not thread-safe: the C readers share one buffer per handle.
     """
 
-    def __init__(self, proc_root: str = "/proc") -> None:
+    def __init__(self, proc_root: str = "/proc", fd_budget: int = DEFAULT_FD_BUDGET) -> None:
         self._proc_root = proc_root
+        self._fd_budget = fd_budget
         self._sys: Any = None
+        self._netdevs = ffi.new("struct tau_netdev[]", 32)
+        self._diskrows = ffi.new("struct tau_disk[]", 32)
+        self._proc: Any = None
+        self._proc_cap = 1024
+        self._procs = ffi.new("struct tau_proc[]", self._proc_cap)
+        self._proc_stats = ffi.new("struct tau_proc_stats *")
+        self.last_process_stats: ProcessSweepStats | None = None
+        self._cg_set: Any = None
+        self._cg_paths: tuple[str, ...] = ()
+        self._cg_index: list[int] = []
+        self._cg_out: Any = None
         self._sys_out = ffi.new("struct tau_system *")
         self._cpu_cap = max(os.cpu_count() or 1, 1)
         self._cpus = ffi.new("struct tau_cpu_times[]", self._cpu_cap)
@@ -238,12 +445,129 @@ class Sampler:
             pressure_cpu=pressure_from_c(out.psi_cpu),
             pressure_memory=pressure_from_c(out.psi_memory),
             pressure_io=pressure_from_c(out.psi_io),
+            net=self._net(reader),
+            disks=self._disks(reader),
         )
 
+    def _net(self, reader: Any) -> tuple[NetDevice, ...]:
+        n = lib.tau_sys_netdev(reader, self._netdevs, len(self._netdevs))
+        if n > len(self._netdevs):
+            self._netdevs = ffi.new("struct tau_netdev[]", n + 16)
+            n = lib.tau_sys_netdev(reader, self._netdevs, len(self._netdevs))
+        if n < 0:
+            return ()
+        return tuple(
+            NetDevice(ffi.string(d.name).decode(errors="replace"), d.rx_bytes, d.rx_packets,
+                      d.rx_errs, d.rx_drop, d.tx_bytes, d.tx_packets, d.tx_errs, d.tx_drop)
+            for d in self._netdevs[0:min(n, len(self._netdevs))]
+        )
+
+    def _disks(self, reader: Any) -> tuple[DiskStats, ...]:
+        n = lib.tau_sys_disks(reader, self._diskrows, len(self._diskrows))
+        if n > len(self._diskrows):
+            self._diskrows = ffi.new("struct tau_disk[]", n + 16)
+            n = lib.tau_sys_disks(reader, self._diskrows, len(self._diskrows))
+        if n < 0:
+            return ()
+        return tuple(
+            DiskStats(d.major, d.minor, ffi.string(d.name).decode(errors="replace"),
+                      d.reads, d.read_sectors * SECTOR, d.read_ms / 1000, d.writes,
+                      d.write_sectors * SECTOR, d.write_ms / 1000, d.in_flight, d.io_ms / 1000)
+            for d in self._diskrows[0:min(n, len(self._diskrows))]
+        )
+
+    # -- processes -----------------------------------------------------------
+
+    def processes(self) -> list[ProcessSample]:
+        """Every process, read through kept-open /proc/PID/stat fds."""
+        if self._proc is None:
+            reader = lib.tau_proc_open(self._proc_root.encode(), self._fd_budget,
+                                       float(CLOCK_TICKS_PER_SECOND), PAGE_SIZE)
+            if reader == ffi.NULL:
+                err = ffi.errno
+                raise SamplerError(err, f"cannot open {self._proc_root}: {os.strerror(err)}")
+            self._proc = ffi.gc(reader, lib.tau_proc_close)
+        t0 = time.perf_counter()
+        while True:
+            n = lib.tau_proc_sweep(self._proc, self._procs, self._proc_cap, self._proc_stats)
+            if n < 0:
+                raise SamplerError(-n, f"listing {self._proc_root}: {os.strerror(-n)}")
+            if n <= self._proc_cap:
+                break
+            # More processes than slots: grow once (with headroom) and sweep again.
+            self._proc_cap = int(n * 1.5) + 64
+            self._procs = ffi.new("struct tau_proc[]", self._proc_cap)
+        buf = ffi.buffer(self._procs, n * _PROC_SIZE)
+        make = ProcessSample._make
+        records = [make(t) for t in _PROC_STRUCT.iter_unpack(buf)]
+        st = self._proc_stats
+        self.last_process_stats = ProcessSweepStats(
+            st.listed, st.parsed, st.vanished, st.kept_fds, st.fallback_reads, st.errors,
+            time.perf_counter() - t0)
+        return records
+
+    # -- cgroups -------------------------------------------------------------
+
+    def cgroups(self, paths: Sequence[str]) -> list[CgroupSample | None]:
+        """One sample per cgroup directory; None where the directory does not
+        exist (or was removed)."""
+        wanted = tuple(paths)
+        if wanted != self._cg_paths or any(
+            idx < 0 and os.path.isdir(p) for p, idx in zip(wanted, self._cg_index, strict=True)
+        ):
+            self._cg_rebuild(wanted)
+        live = [i for i in self._cg_index if i >= 0]
+        if live:
+            rc = lib.tau_cg_sweep(self._cg_set, self._cg_out, len(live))
+            if rc < 0:
+                raise SamplerError(-rc, f"reading cgroup files: {os.strerror(-rc)}")
+        now = time.monotonic()
+        result: list[CgroupSample | None] = []
+        stale = False
+        for path, idx in zip(wanted, self._cg_index, strict=True):
+            if idx < 0:
+                result.append(None)
+                continue
+            c = self._cg_out[idx]
+            if c.present == 0:
+                stale = True
+                result.append(None)
+                continue
+            result.append(_cgroup_sample(path, now, c))
+        if stale:
+            self._cg_paths = ()  # some cgroup went away: reopen next time
+        return result
+
+    def _cg_rebuild(self, wanted: tuple[str, ...]) -> None:
+        fresh = ffi.gc(lib.tau_cg_set_new(), lib.tau_cg_set_free)
+        if fresh == ffi.NULL:
+            raise MemoryError("taucg sampler: cannot allocate the cgroup set")
+        index: list[int] = []
+        for p in wanted:
+            rc = lib.tau_cg_set_add(fresh, p.encode())
+            if rc < 0 and -rc not in (errno.ENOENT, errno.ENOTDIR):
+                raise SamplerError(-rc, f"opening cgroup {p}: {os.strerror(-rc)}")
+            index.append(rc)
+        if self._cg_set is not None:
+            ffi.release(self._cg_set)
+        self._cg_set = fresh
+        self._cg_paths = wanted
+        self._cg_index = index
+        self._cg_out = ffi.new("struct tau_cgroup[]", max(1, len(wanted)))
+
+    # -- events --------------------------------------------------------------
+
+    def events(self, threads: bool = False) -> ProcEvents:
+        """A subscription to process events (needs root); see ProcEvents."""
+        return ProcEvents(threads=threads)
+
     def close(self) -> None:
-        if self._sys is not None:
-            ffi.release(self._sys)
-            self._sys = None
+        for name in ("_sys", "_proc", "_cg_set"):
+            handle = getattr(self, name)
+            if handle is not None:
+                ffi.release(handle)
+                setattr(self, name, None)
+        self._cg_paths = ()
 
     def __enter__(self) -> Sampler:
         return self
@@ -252,9 +576,121 @@ class Sampler:
         self.close()
 
 
+def _limit(value: int) -> Limit:
+    return UNLIMITED if value == lib.TAU_UNLIMITED else int(value)
+
+
+def _cgroup_sample(path: str, now: float, c: Any) -> CgroupSample:
+    has = c.present
+    return CgroupSample(
+        path=path,
+        monotonic=now,
+        cpu=CgroupCpu(c.cpu_usage_usec / 1e6, c.cpu_user_usec / 1e6, c.cpu_system_usec / 1e6,
+                      c.cpu_nr_periods, c.cpu_nr_throttled, c.cpu_throttled_usec / 1e6)
+        if has & lib.TAU_CG_CPU_STAT else None,
+        memory_current=int(c.memory_current) if has & lib.TAU_CG_MEMORY_CURRENT else None,
+        memory_max=_limit(c.memory_max) if has & lib.TAU_CG_MEMORY_MAX else None,
+        memory_high=_limit(c.memory_high) if has & lib.TAU_CG_MEMORY_HIGH else None,
+        memory_stat=CgroupMemoryStat(c.mem_anon, c.mem_file, c.mem_shmem, c.mem_sock,
+                                     c.mem_pgfault, c.mem_pgmajfault)
+        if has & lib.TAU_CG_MEMORY_STAT else None,
+        memory_events=CgroupMemoryEvents(c.ev_low, c.ev_high, c.ev_max, c.ev_oom, c.ev_oom_kill)
+        if has & lib.TAU_CG_MEMORY_EVENTS else None,
+        pids_current=int(c.pids_current) if has & lib.TAU_CG_PIDS_CURRENT else None,
+        pids_max=_limit(c.pids_max) if has & lib.TAU_CG_PIDS_MAX else None,
+        io=CgroupIo(c.io_rbytes, c.io_wbytes, c.io_rios, c.io_wios)
+        if has & lib.TAU_CG_IO_STAT else None,
+        pressure_cpu=pressure_from_c(c.cpu_pressure) if has & lib.TAU_CG_CPU_PRESSURE else None,
+        pressure_memory=pressure_from_c(c.memory_pressure)
+        if has & lib.TAU_CG_MEMORY_PRESSURE else None,
+        pressure_io=pressure_from_c(c.io_pressure) if has & lib.TAU_CG_IO_PRESSURE else None,
+        populated=bool(c.populated) if has & lib.TAU_CG_EVENTS else None,
+        frozen=bool(c.frozen) if has & lib.TAU_CG_EVENTS else None,
+    )
+
+
+_EVENT_KINDS: dict[int, EventKind] = {}
+
+
+class ProcEvents:
+    """Fork, exec and exit events from the netlink proc connector.
+
+    ``read()`` returns what is pending without blocking (for an asyncio
+    reader on ``fileno()``); iterating blocks. Thread-level events are
+    dropped unless ``threads`` is set, so a pid here is a process."""
+
+    def __init__(self, threads: bool = False, batch: int = 256) -> None:
+        if not _EVENT_KINDS:
+            _EVENT_KINDS.update({lib.TAU_EV_FORK: "fork", lib.TAU_EV_EXEC: "exec",
+                                 lib.TAU_EV_EXIT: "exit"})
+        fd = lib.tau_events_open()
+        if fd < 0:
+            err = -fd
+            hint = ("it needs root (CAP_NET_ADMIN) in the initial user and PID namespaces"
+                    if err in (errno.EPERM, errno.EACCES) else
+                    "the kernel may lack CONFIG_PROC_EVENTS")
+            raise EventsUnavailable(
+                err, f"cannot subscribe to process events (netlink proc connector): "
+                     f"{os.strerror(err)}; {hint}. taucg falls back to rescanning /proc")
+        self._fd = fd
+        self._threads = threads
+        self._buf = ffi.new("struct tau_proc_event[]", batch)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def read(self) -> list[ProcEvent]:
+        if self._fd < 0:
+            raise SamplerError(errno.EBADF, "process event subscription is closed")
+        n = lib.tau_events_read(self._fd, self._buf, len(self._buf))
+        if n == -errno.ENOBUFS:
+            return [ProcEvent("lost", 0, 0)]
+        if n < 0:
+            raise SamplerError(-n, f"reading process events: {os.strerror(-n)}")
+        out: list[ProcEvent] = []
+        for ev in self._buf[0:n]:
+            if not self._threads and ev.pid != ev.tgid:
+                continue
+            kind = _EVENT_KINDS[ev.what]
+            if kind == "exit":
+                status = int(ev.exit_code)
+                out.append(ProcEvent(
+                    kind, ev.pid, ev.tgid,
+                    exit_status=os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+                    killed_by=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+                    timestamp=ev.timestamp_ns / 1e9))
+            else:
+                out.append(ProcEvent(kind, ev.pid, ev.tgid, ev.parent_pid, ev.parent_tgid,
+                                     timestamp=ev.timestamp_ns / 1e9))
+        return out
+
+    def __iter__(self) -> Iterator[ProcEvent]:
+        while self._fd >= 0:
+            select.select([self._fd], [], [])
+            yield from self.read()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            lib.tau_events_close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> ProcEvents:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 __all__ = [
     "CLOCK_TICKS_PER_SECOND",
+    "CgroupSample",
     "CpuTimes",
+    "DiskStats",
+    "EventsUnavailable",
+    "NetDevice",
+    "ProcEvent",
+    "ProcEvents",
+    "ProcessSample",
     "LoadAvg",
     "MemInfo",
     "Pressure",
