@@ -93,6 +93,10 @@ int64_t tau_proc_sweep(struct tau_proc_reader *r, struct tau_proc *out, uint32_t
                        struct tau_proc_stats *stats);
 int tau_parse_pid_stat(const char *buf, size_t n, struct tau_proc *out,
                        double ticks_per_second, uint64_t page_size);
+int tau_proc_track(struct tau_proc_reader *r, int32_t pid);
+int64_t tau_proc_sweep_known(struct tau_proc_reader *r, struct tau_proc *out, uint32_t cap,
+                             struct tau_proc_stats *stats);
+
 int64_t tau_bench_pread_floor(const char *proc_root, const int32_t *pids, uint32_t n,
                               uint32_t rounds);
 

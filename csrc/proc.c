@@ -287,10 +287,66 @@ static int read_one(struct tau_proc_reader *r, struct slot *s, uint32_t pid, ssi
     return READ_OK;
 }
 
+/* Reads and parses one tracked process into out[*count] (or scratch past
+ * cap); untracks it if it has gone. */
+static void sweep_one(struct tau_proc_reader *r, struct slot *s, uint32_t pid,
+                      struct tau_proc *out, uint32_t cap, int64_t *count,
+                      struct tau_proc_stats *st)
+{
+    struct tau_proc scratch;
+    s->gen = r->gen;
+    ssize_t len = 0;
+    int rc = read_one(r, s, pid, &len, st);
+    if (rc != READ_OK) {
+        if (rc == READ_GONE)
+            st->vanished++;
+        untrack(r, s);
+        return;
+    }
+    struct tau_proc *p = (uint64_t)*count < cap ? &out[*count] : &scratch;
+    if (tau_parse_pid_stat(r->buf.data, (size_t)len, p, r->ticks_per_second, r->page_size) < 0) {
+        st->errors++;
+        return;
+    }
+    p->flags = (s->starttime != p->starttime) ? TAU_PROC_NEW : 0;
+    s->starttime = p->starttime;
+    (*count)++;
+}
+
+int tau_proc_track(struct tau_proc_reader *r, int32_t pid)
+{
+    if (pid <= 0)
+        return -EINVAL;
+    struct slot *s = slot_get(r, (uint32_t)pid, 1);
+    if (!s)
+        return pid >= (int32_t)MAX_PID ? -EINVAL : -ENOMEM;
+    if (s->gen != 0)
+        return 0;
+    s->gen = r->gen ? r->gen : 1;
+    return track(r, s, pid);
+}
+
+int64_t tau_proc_sweep_known(struct tau_proc_reader *r, struct tau_proc *out, uint32_t cap,
+                             struct tau_proc_stats *st)
+{
+    int64_t count = 0;
+    memset(st, 0, sizeof *st);
+    if (++r->gen == 0)
+        r->gen = 1;
+    /* Backwards, because untrack() moves the last entry into the hole. */
+    for (uint32_t i = r->ntracked; i-- > 0;) {
+        uint32_t pid = (uint32_t)r->tracked[i];
+        st->listed++;
+        sweep_one(r, slot_get(r, pid, 0), pid, out, cap, &count, st);
+    }
+    st->parsed = (uint32_t)count;
+    st->kept_fds = r->kept;
+    return count;
+}
+
 int64_t tau_proc_sweep(struct tau_proc_reader *r, struct tau_proc *out, uint32_t cap,
                        struct tau_proc_stats *st)
 {
-    struct tau_proc scratch;
     int64_t count = 0;
     memset(st, 0, sizeof *st);
     if (++r->gen == 0)
@@ -322,32 +378,11 @@ int64_t tau_proc_sweep(struct tau_proc_reader *r, struct tau_proc *out, uint32_t
                 continue;
             st->listed++;
             struct slot *s = slot_get(r, pid, 1);
-            if (!s) {
+            if (!s || (s->gen == 0 && track(r, s, (int32_t)pid) < 0)) {
                 st->errors++;
                 continue;
             }
-            if (s->gen == 0 && track(r, s, (int32_t)pid) < 0) {
-                st->errors++;
-                continue;
-            }
-            s->gen = r->gen;
-            ssize_t len = 0;
-            int rc = read_one(r, s, pid, &len, st);
-            if (rc != READ_OK) {
-                if (rc == READ_GONE)
-                    st->vanished++;
-                untrack(r, s);
-                continue;
-            }
-            struct tau_proc *p = (uint64_t)count < cap ? &out[count] : &scratch;
-            if (tau_parse_pid_stat(r->buf.data, (size_t)len, p, r->ticks_per_second,
-                                   r->page_size) < 0) {
-                st->errors++;
-                continue;
-            }
-            p->flags = (s->starttime != p->starttime) ? TAU_PROC_NEW : 0;
-            s->starttime = p->starttime;
-            count++;
+            sweep_one(r, s, pid, out, cap, &count, st);
         }
     }
     /* PIDs no longer listed: their processes exited. */

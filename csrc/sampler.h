@@ -157,6 +157,13 @@ int64_t tau_proc_sweep(struct tau_proc_reader *r, struct tau_proc *out, uint32_t
                        struct tau_proc_stats *stats);
 int tau_parse_pid_stat(const char *buf, size_t n, struct tau_proc *out,
                        double ticks_per_second, uint64_t page_size);
+/* Follows processes without listing /proc: tau_proc_track adds a PID (from
+ * a fork or exec event), tau_proc_sweep_known reads only tracked PIDs and
+ * drops the ones that exited. A full tau_proc_sweep is the safety net. */
+int tau_proc_track(struct tau_proc_reader *r, int32_t pid);
+int64_t tau_proc_sweep_known(struct tau_proc_reader *r, struct tau_proc *out, uint32_t cap,
+                             struct tau_proc_stats *stats);
+
 
 /* For scripts/bench-sampler: the floor. Opens /proc/PID/stat for each pid,
  * then times `rounds` passes of bare pread calls with no parsing. Returns

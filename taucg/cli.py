@@ -7,6 +7,8 @@ commands that use them, so `taucg --help` and `taucg config` stay fast.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
 from typing import Any
@@ -25,7 +27,7 @@ from taucg.config import (
 from taucg.config import (
     load as load_config,
 )
-from taucg.render import FORMATS, emit
+from taucg.render import FORMATS, emit, resolve_format
 
 
 class UserError(click.ClickException):
@@ -68,7 +70,7 @@ def cli() -> None:
 # ---------------------------------------------------------------- config ---
 
 SECTION_FLAGS: dict[str, tuple[str, ...]] = {
-    "monitoring": ("resource_monitoring", "health_checking", "logging"),
+    "monitoring": ("resource_monitoring", "health_checking", "logging", "sampler"),
     "resources": ("process_management", "rules"),
     "recovery": ("crash_recovery", "recovery"),
     "tiers": ("tiers",),
@@ -123,80 +125,66 @@ def config_check(file: str) -> None:
 # ------------------------------------------------------------- resources ---
 
 
-def _pct(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.1f}%"
-
-
 @cli.command("resources")
-@click.option("--cpu", "want_cpu", is_flag=True, help="CPU use and load")
-@click.option("--memory", "want_memory", is_flag=True, help="memory and swap")
-@click.option("--pressure", "want_pressure", is_flag=True, help="pressure stall information")
+@click.option("--cpu", "want", flag_value="cpu", multiple=True, help="CPU use, load, switches")
+@click.option("--memory", "want", flag_value="memory", multiple=True, help="memory and swap")
+@click.option("--disk", "want", flag_value="disk", multiple=True,
+              help="filesystem usage and disk IO rates")
+@click.option("--network", "want", flag_value="network", multiple=True,
+              help="links, addresses and traffic")
+@click.option("--temperature", "want", flag_value="temperature", multiple=True,
+              help="thermal zones and hwmon sensors")
+@click.option("--pressure", "want", flag_value="pressure", multiple=True,
+              help="pressure stall information")
+@click.option("--watch", type=click.FloatRange(0.1, 86400), default=None, metavar="SECONDS",
+              help="refresh every SECONDS until interrupted (JSON: one object per line)")
 @click.option("--interval", type=click.FloatRange(0.05, 60), default=0.5, show_default=True,
-              help="seconds between the two samples that CPU%% is computed from")
+              help="seconds between the two samples that rates come from")
 @format_option
-def resources_cmd(want_cpu: bool, want_memory: bool, want_pressure: bool, interval: float,
-                  fmt: str) -> None:
-    """System CPU, memory, load and pressure, read live (no daemon needed)."""
-    from taucg.monitor import system_rates
-    from taucg.sampler import Sampler
-    from taucg.values import human_bytes
+@config_option
+def resources_cmd(want: tuple[str, ...], watch: float | None, interval: float, fmt: str,
+                  config_path: str | None) -> None:
+    """Live CPU, memory, disk, network, temperature and pressure.
 
-    everything = not (want_cpu or want_memory or want_pressure)
+    Read directly from the kernel: no daemon needed, works unprivileged.
+    With no section flag, every section is shown."""
+    from taucg.resources import SECTIONS, build, sample_pair
+    from taucg.sampler import Sampler
+
+    cfg = load_config(config_path)
+    sections = [s for s in SECTIONS if s in want] or list(SECTIONS)
+    kind = resolve_format(fmt)
+    headers = ["AREA", "ITEM", "VALUE", "NOTE"]
     with Sampler() as sampler:
-        first = sampler.system()
-        time.sleep(interval)
-        cur = sampler.system()
-    rates = system_rates(first, cur)
-    rows: list[list[str]] = []
-    data: dict[str, Any] = {}
-    if everything or want_cpu:
-        data["cpu"] = {
-            "percent": rates.cpu_percent,
-            "per_cpu_percent": rates.per_cpu_percent,
-            "load": None if cur.load is None else
-            [cur.load.load1, cur.load.load5, cur.load.load15],
-            "context_switches_per_second": rates.context_switches_per_second,
-        }
-        rows.append(["cpu", "total", _pct(rates.cpu_percent)])
-        for cpu, pct in sorted(rates.per_cpu_percent.items()):
-            rows.append(["cpu", f"cpu{cpu}", _pct(pct)])
-        if cur.load is not None:
-            rows.append(["cpu", "load 1/5/15",
-                         f"{cur.load.load1:.2f} {cur.load.load5:.2f} {cur.load.load15:.2f}"])
-    if (everything or want_memory) and cur.memory is not None:
-        m = cur.memory
-        data["memory"] = {"total": m.total, "used": m.used, "available": m.available,
-                          "swap_total": m.swap_total, "swap_free": m.swap_free}
-        rows.append(["memory", "used/total",
-                     f"{human_bytes(m.used)} / {human_bytes(m.total)} "
-                     f"({100 * m.used / m.total:.1f}%)" if m.total else "n/a"])
-        rows.append(["memory", "available",
-                     "n/a (kernel lacks MemAvailable)" if m.available is None
-                     else human_bytes(m.available)])
-        rows.append(["memory", "swap used/total",
-                     f"{human_bytes(m.swap_total - m.swap_free)} / {human_bytes(m.swap_total)}"])
-    if everything or want_pressure:
-        psi: dict[str, Any] = {}
-        for name, p in (("cpu", cur.pressure_cpu), ("memory", cur.pressure_memory),
-                        ("io", cur.pressure_io)):
-            if p is None:
-                psi[name] = None
-                rows.append(["pressure", name, "not available (kernel without PSI)"])
-                continue
-            psi[name] = {"some_avg10": p.some.avg10, "some_avg60": p.some.avg60,
-                         "full_avg10": None if p.full is None else p.full.avg10}
-            full = "" if p.full is None else f"  full avg10 {p.full.avg10:.2f}%"
-            rows.append(["pressure", name,
-                         f"some avg10 {p.some.avg10:.2f}% avg60 {p.some.avg60:.2f}%{full}"])
-        data["pressure"] = psi
-    emit(fmt, ["AREA", "ITEM", "VALUE"], rows, data, title="resources")
+        prev, cur = sample_pair(sampler, interval if watch is None else min(interval, watch))
+        while True:
+            rep = build(prev, cur, sections, cfg.resource_monitoring)
+            if watch is not None and kind == "json":
+                click.echo(json.dumps(rep.data, default=str))
+            else:
+                if watch is not None and kind == "table":
+                    click.echo(f"--- {time.strftime('%H:%M:%S')} ---")
+                emit(kind, headers, rep.rows, rep.data, title="resources")
+            if watch is None:
+                return
+            try:
+                time.sleep(watch)
+            except KeyboardInterrupt:
+                return
+            prev, cur = cur, sampler.system()
 
 
 # ------------------------------------------------------------ entry points ---
 
 
 def main() -> None:
-    cli(prog_name="taucg" if not sys.argv[0].endswith("tau-monitor-cli") else "tau-monitor-cli")
+    name = "tau-monitor-cli" if sys.argv[0].endswith("tau-monitor-cli") else "taucg"
+    try:
+        cli(prog_name=name)
+    except BrokenPipeError:
+        # Output piped into head(1) and the like: stop quietly, as cat does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

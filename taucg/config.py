@@ -89,6 +89,16 @@ class ResourceMonitoring:
     temperature_monitoring: bool = opt(True, "bool")
     alert_on_threshold: bool = opt(True, "bool")
     log_resource_usage: bool = opt(True, "bool")
+    # Our additions:
+    alert_hysteresis_percent: float = opt(5.0, "float", 0, 50)
+    history_length: int = opt(120, "int", 2, 100_000)
+    trend_window_seconds: int = opt(600, "int", 1, 7 * 86400)
+
+
+@dataclass(frozen=True, slots=True)
+class SamplerSettings:
+    process_fd_budget: int = opt(4096, "int", 0, 1_000_000,
+                                 doc="stat fds kept open; past it, open+read+close")
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +231,7 @@ class Config:
     crash_recovery: CrashRecovery = opt(CrashRecovery(), "section", cls=CrashRecovery)
     health_checking: HealthChecking = opt(HealthChecking(), "section", cls=HealthChecking)
     logging: Logging = opt(Logging(), "section", cls=Logging)
+    sampler: SamplerSettings = opt(SamplerSettings(), "section", cls=SamplerSettings)
     tiers: Mapping[str, TierPolicy] = opt(MappingProxyType({}), "table_of", cls=TierPolicy)
     rules: tuple[Rule, ...] = opt((), "array_of", cls=Rule)
     recovery: RecoveryConfig = opt(RecoveryConfig(), "section", cls=RecoveryConfig)

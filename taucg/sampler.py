@@ -478,8 +478,7 @@ class Sampler:
 
     # -- processes -----------------------------------------------------------
 
-    def processes(self) -> list[ProcessSample]:
-        """Every process, read through kept-open /proc/PID/stat fds."""
+    def _proc_reader(self) -> Any:
         if self._proc is None:
             reader = lib.tau_proc_open(self._proc_root.encode(), self._fd_budget,
                                        float(CLOCK_TICKS_PER_SECOND), PAGE_SIZE)
@@ -487,9 +486,26 @@ class Sampler:
                 err = ffi.errno
                 raise SamplerError(err, f"cannot open {self._proc_root}: {os.strerror(err)}")
             self._proc = ffi.gc(reader, lib.tau_proc_close)
+        return self._proc
+
+    def track(self, pids: Sequence[int]) -> None:
+        """Adds PIDs (from fork/exec events) to what processes(rescan=False) reads."""
+        reader = self._proc_reader()
+        for pid in pids:
+            lib.tau_proc_track(reader, pid)
+
+    def processes(self, rescan: bool = True) -> list[ProcessSample]:
+        """Every process, read through kept-open /proc/PID/stat fds.
+
+        rescan=False reads only the processes already known (from earlier
+        sweeps and track()), without listing /proc: the daemon follows new
+        processes through proc connector events and rescans now and then as
+        the safety net."""
+        reader = self._proc_reader()
+        sweep = lib.tau_proc_sweep if rescan else lib.tau_proc_sweep_known
         t0 = time.perf_counter()
         while True:
-            n = lib.tau_proc_sweep(self._proc, self._procs, self._proc_cap, self._proc_stats)
+            n = sweep(reader, self._procs, self._proc_cap, self._proc_stats)
             if n < 0:
                 raise SamplerError(-n, f"listing {self._proc_root}: {os.strerror(-n)}")
             if n <= self._proc_cap:
@@ -632,7 +648,7 @@ class ProcEvents:
             raise EventsUnavailable(
                 err, f"cannot subscribe to process events (netlink proc connector): "
                      f"{os.strerror(err)}; {hint}. taucg falls back to rescanning /proc")
-        self._fd = fd
+        self._fd: int = int(fd)
         self._threads = threads
         self._buf = ffi.new("struct tau_proc_event[]", batch)
 
@@ -687,14 +703,14 @@ __all__ = [
     "CpuTimes",
     "DiskStats",
     "EventsUnavailable",
+    "LoadAvg",
+    "MemInfo",
     "NetDevice",
+    "Pressure",
+    "PressureLine",
     "ProcEvent",
     "ProcEvents",
     "ProcessSample",
-    "LoadAvg",
-    "MemInfo",
-    "Pressure",
-    "PressureLine",
     "Sampler",
     "SamplerError",
     "SystemSample",
