@@ -74,15 +74,15 @@ def build(prev: SystemSample, cur: SystemSample, sections: Iterable[str],
             rep.data["memory"] = None
             rep.row("memory", "all", "not available (/proc/meminfo unreadable)")
         else:
-            pct = 100.0 * m.used / m.total if m.total else None
+            mem_pct: float | None = 100.0 * m.used / m.total if m.total else None
             rep.data["memory"] = {
-                "total": m.total, "used": m.used, "available": m.available, "percent": pct,
+                "total": m.total, "used": m.used, "available": m.available, "percent": mem_pct,
                 "swap_total": m.swap_total, "swap_used": m.swap_total - m.swap_free,
                 "threshold_percent": limits.memory_threshold_percent,
             }
             rep.row("memory", "used/total",
-                    f"{human_bytes(m.used)} / {human_bytes(m.total)} ({_pct(pct)})",
-                    _over(pct, limits.memory_threshold_percent))
+                    f"{human_bytes(m.used)} / {human_bytes(m.total)} ({_pct(mem_pct)})",
+                    _over(mem_pct, limits.memory_threshold_percent))
             rep.row("memory", "available", "n/a (kernel lacks MemAvailable)"
                     if m.available is None else human_bytes(m.available))
             rep.row("memory", "swap used/total",

@@ -86,7 +86,8 @@ def filesystems(mounts: Path = Path("/proc/self/mounts")) -> list[FilesystemUsag
         fields = line.split()
         if len(fields) < 3:
             continue
-        device, mountpoint, fstype = _unescape_mount(fields[0]), _unescape_mount(fields[1]), fields[2]
+        device, mountpoint = _unescape_mount(fields[0]), _unescape_mount(fields[1])
+        fstype = fields[2]
         if fstype in _PSEUDO_FS or mountpoint in seen:
             continue
         if mountpoint.startswith(("/proc/", "/sys/")) or mountpoint in ("/proc", "/sys"):
