@@ -102,8 +102,10 @@ static int parse_io_stat(const char *buf, size_t n, struct tau_cgroup *out)
     struct cur c = cur_make(buf, n);
     out->io_rbytes = out->io_wbytes = out->io_rios = out->io_wios = 0;
     while (!cur_eof(&c)) {
-        const char *w;
-        cur_word(&c, &w); /* device */
+        /* The device ("8:0") ends at the first blank; cur_word would stop at ':'. */
+        cur_skip_blanks(&c);
+        while (c.p < c.end && *c.p != ' ' && *c.p != '\n')
+            c.p++;
         for (;;) {
             int ok = 1;
             cur_skip_blanks(&c);

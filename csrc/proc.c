@@ -30,7 +30,7 @@ struct slot {
     int32_t fd;       /* kept-open stat fd, or -1 */
     uint32_t gen;     /* sweep generation last seen; 0: not tracked */
     uint32_t tracked; /* index in reader->tracked */
-    uint64_t starttime;
+    double starttime; /* as in tau_proc: identical ticks give identical doubles */
 };
 
 struct tau_proc_reader {

@@ -291,8 +291,8 @@ class LeakDetector:
     """Suspects a leak when memory grew steadily over a window: at least
     ``min_samples`` readings spanning ``min_seconds``, most steps up
     (``min_rising`` share), a positive least-squares slope and at least
-    ``min_growth`` bytes of growth. Steady growth is the signal; a single
-    jump (a cache fill, a burst) is not."""
+    ``min_growth`` bytes of growth, no single step carrying half of it.
+    Steady growth is the signal; a single jump (a cache fill, a burst) is not."""
 
     min_samples: int = 10
     min_seconds: float = 300.0
@@ -322,10 +322,12 @@ class LeakDetector:
             growth = series[-1][1] - series[0][1]
             if span < self.min_seconds or growth < self.min_growth:
                 continue
-            steps = list(zip(series, list(series)[1:], strict=False))
-            rising = sum(1 for a, b in steps if b[1] >= a[1]) / len(steps)
+            steps = [b[1] - a[1] for a, b in zip(series, list(series)[1:], strict=False)]
+            rising = sum(1 for d in steps if d >= 0) / len(steps)
+            # Growth spread over many steps, not one jump (a cache fill, a burst).
+            spread = max(steps) <= growth / 2
             rate = slope(list(series))
-            if rising >= self.min_rising and rate is not None and rate > 0:
+            if rising >= self.min_rising and spread and rate is not None and rate > 0:
                 out.append(LeakSuspect(subject, int(growth), rate, span))
         return sorted(out, key=lambda s: -s.bytes_per_second)
 
