@@ -24,7 +24,8 @@ def _fd_count() -> int:
 
 
 def test_busy_child_utime_grows_and_rss_matches_psutil() -> None:
-    code = "x = bytearray(64 << 20)\nimport time\nend = time.time() + 30\nwhile time.time() < end: pass"
+    code = ("x = bytearray(64 << 20)\nimport time\nend = time.time() + 30\n"
+            "while time.time() < end: pass")
     child = subprocess.Popen([sys.executable, "-c", code])
     try:
         sampler = Sampler()
