@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -172,6 +173,159 @@ def resources_cmd(want: tuple[str, ...], watch: float | None, interval: float, f
             except KeyboardInterrupt:
                 return
             prev, cur = cur, sampler.system()
+
+
+# ----------------------------------------------------------------- apply ---
+
+DRY_RUN_CHANGES = 10  # --dry-run exit status when something would change
+
+
+def _run_async(coro: Any) -> Any:
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+async def _connect(required: bool) -> Any:
+    from taucg.systemd import Systemd, SystemdUnavailable
+
+    try:
+        return await Systemd().connect()
+    except SystemdUnavailable as exc:
+        if required:
+            raise UserError(str(exc)) from None
+        return None
+
+
+def _file_diff(change: Any) -> list[str]:
+    import difflib
+
+    before = (change.before or "").splitlines()
+    after = (change.after or "").splitlines()
+    return [line for line in difflib.unified_diff(before, after, "before", "after", lineterm="",
+                                                  n=0) if not line.startswith(("---", "+++"))]
+
+
+def _print_plan(plan: Any, fmt: str) -> None:
+    kind = resolve_format(fmt)
+    if kind == "json":
+        click.echo(json.dumps(plan.to_dict(), indent=2))
+        return
+    for f in plan.files:
+        click.echo(f"{f.action:<7} {f.path}")
+        for line in _file_diff(f):
+            if not line.startswith("@@"):
+                click.echo(f"        {line}")
+    for p in plan.properties:
+        click.echo(f"set     {p.unit} {p.name}: {p.before} -> {p.after}")
+    for unit in plan.start:
+        click.echo(f"start   {unit}")
+    for m in plan.moves:
+        state = "running: restart needed" if m.active else "not running"
+        click.echo(f"move    {m.unit}: {m.before} -> {m.after} ({state})")
+    for note in plan.notes:
+        click.echo(f"note    {note}")
+
+
+@cli.command("apply")
+@click.option("--dry-run", is_flag=True,
+              help=f"print the plan and exit: 0 if nothing would change, {DRY_RUN_CHANGES} if "
+                   "something would")
+@click.option("--restart-moved", is_flag=True,
+              help="restart running services whose tier changed (otherwise they are listed)")
+@click.option("--unit-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("/etc/systemd/system"), show_default=True, envvar="TAUCG_UNIT_DIR",
+              help="where slice units and drop-ins are written")
+@format_option
+@config_option
+def apply_cmd(dry_run: bool, restart_moved: bool, unit_dir: Path, fmt: str,
+              config_path: str | None) -> None:
+    """Make the five tier slices match the config, then verify them.
+
+    Plans first (files, live properties, slices to start, services that
+    change tier); applying again with nothing changed writes nothing."""
+    from taucg import apply as ap
+
+    cfg = load_config(config_path)
+    machine = ap.Machine.probe()
+    problems = ap.preflight(cfg, machine)
+    if problems and not dry_run:
+        for p in problems:
+            click.echo(f"taucg: {p}", err=True)
+        raise click.exceptions.Exit(2)
+    if not dry_run and os.geteuid() != 0:
+        raise UserError("taucg apply needs root to write units and change systemd; run it "
+                        "with sudo, or use --dry-run to see the plan")
+
+    async def run() -> int:
+        client = await _connect(required=not dry_run)
+        try:
+            if dry_run:
+                plan = await ap.observe_and_plan(cfg, machine, unit_dir, client)
+                _print_plan(plan, fmt)
+                if not plan.changed and resolve_format(fmt) != "json":
+                    click.echo("nothing would change")
+                for p in problems:  # shown with the plan; a real apply would stop here
+                    click.echo(f"taucg: {p}", err=True)
+                if problems:
+                    return 2
+                return DRY_RUN_CHANGES if plan.changed else 0
+            with ap.apply_lock():
+                ap.clean_leftovers(unit_dir)
+                plan = await ap.observe_and_plan(cfg, machine, unit_dir, client)
+                if resolve_format(fmt) != "json":
+                    _print_plan(plan, fmt)
+                if plan.changed or (restart_moved and any(m.active for m in plan.moves)):
+                    result = await ap.execute(plan, client, restart_moved)
+                    summary = (f"applied: {result.files_written} file(s), "
+                               f"{result.properties_set} propert(ies), started "
+                               f"{len(result.started)} slice(s), restarted "
+                               f"{len(result.restarted)} service(s)")
+                else:
+                    summary = "nothing to change: the slices already match the config"
+                waiting = [m.unit for m in plan.moves if m.active and not restart_moved]
+                drift = ap.verify(cfg, machine)
+                if resolve_format(fmt) == "json":
+                    click.echo(json.dumps({"plan": plan.to_dict(), "summary": summary,
+                                           "restart_needed": waiting,
+                                           "drift": [str(d) for d in drift]}, indent=2))
+                else:
+                    click.echo(summary)
+                    if waiting:
+                        click.echo(f"restart needed to change tier: {', '.join(waiting)} "
+                                   "(run again with --restart-moved)")
+                    for d in drift:
+                        click.echo(f"drift   {d}")
+                    if not drift:
+                        click.echo("verified: every tier's cgroup files match the config")
+                return 1 if drift else 0
+        except ap.ApplyError as exc:
+            raise UserError(str(exc)) from None
+        finally:
+            if client is not None:
+                await client.close()
+
+    raise click.exceptions.Exit(_run_async(run()))
+
+
+# ---------------------------------------------------------------- status ---
+
+
+@cli.command("status")
+@click.option("--interval", type=click.FloatRange(0.05, 60), default=0.5, show_default=True,
+              help="seconds between the two samples that rates come from")
+@format_option
+@config_option
+def status_cmd(interval: float, fmt: str, config_path: str | None) -> None:
+    """Each tier live: members, CPU, memory, IO, pids, pressure, limits and drift.
+
+    Reads cgroupfs directly; no daemon needed."""
+    from taucg.status import collect
+
+    cfg = load_config(config_path)
+    report = collect(cfg, interval)
+    emit(fmt, ["TIER", "STATE", "UNITS", "TASKS", "CPU", "MEMORY", "IO R/W", "PSI C/M/I",
+               "LIMITS"], report.rows, report.data, title="tiers")
 
 
 # ------------------------------------------------------------ entry points ---

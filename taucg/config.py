@@ -494,6 +494,8 @@ def _cross_check(cfg: Config, sources: Mapping[str, str], problems: _Problems) -
             for kb, b in set_sizes[i + 1:]:
                 (ua, va), (ub, vb) = _size_key(a), _size_key(b)
                 comparable = ua == ub or "any" in (ua, ub)
+                if ka == "memory_high" and a.is_infinity:
+                    continue  # no throttling point at all, whatever memory_max is
                 pa, pb = ("tiers", tier_name, ka), ("tiers", tier_name, kb)
                 if comparable and va > vb and not problems.has(pa, pb):
                     path = blame(pb, pa)

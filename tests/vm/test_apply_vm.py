@@ -1,0 +1,259 @@
+"""`taucg apply` and `taucg status` against real systemd and real controllers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taucg import config
+from taucg.apply import desired_files
+from taucg.systemd import SERVICE, BlockingSystemd
+
+from .helpers import CGROUP_ROOT, Units, cgroup_dir, unit_state, wait_for
+
+UNIT_DIR = Path("/etc/systemd/system")
+TAU = CGROUP_ROOT / "tau.slice"
+TIERS = ("critical", "high", "normal", "low", "background")
+
+
+def taucg(*args: str, env: dict[str, str] | None = None, check: bool = True
+          ) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run([sys.executable, "-m", "taucg.cli", *args], capture_output=True,
+                       text=True, timeout=600, env={**os.environ, **(env or {})}, check=False)
+    if check and r.returncode != 0:
+        pytest.fail(f"taucg {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def tier_cg(tier: str) -> Path:
+    return TAU / f"tau-{tier}.slice"
+
+
+def read(tier: str, name: str) -> str:
+    return (tier_cg(tier) / name).read_text().strip()
+
+
+def write_config(tmp: Path, text: str) -> str:
+    path = tmp / "taucg.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def total_memory() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no MemTotal")
+
+
+def unit_files() -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in UNIT_DIR.glob("tau*.slice")}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def applied_default(systemd: BlockingSystemd) -> Iterator[float]:
+    """The built-in default applied once; every test leaves it that way."""
+    t0 = time.monotonic()
+    r = taucg("apply")
+    elapsed = time.monotonic() - t0
+    print(f"\nBENCH full apply of the default config: {elapsed:.2f} s (VM, emulated)\n"
+          f"{r.stdout}")
+    yield elapsed
+    for p in list(UNIT_DIR.glob("tau*.slice")):
+        p.unlink()
+    systemd.reload()
+    systemd.stop("tau.slice")
+
+
+def test_default_config_reaches_every_tier() -> None:
+    weights = {"critical": "1000", "high": "400", "normal": "100", "low": "30",
+               "background": "10"}
+    for tier, w in weights.items():
+        assert read(tier, "cpu.weight") == w, tier
+        assert read(tier, "io.weight") == f"default {w}", tier
+    assert read("critical", "memory.min") == str(128 << 20)
+    assert read("critical", "memory.low") == str(256 << 20)
+    assert read("high", "memory.low") == str(128 << 20)
+    assert (TAU / "memory.low").read_text().strip() == str(384 << 20)  # the tiers' sum
+    assert (TAU / "memory.min").read_text().strip() == str(128 << 20)
+    mem = total_memory()
+    assert abs(int(read("background", "memory.max")) - mem * 0.40) < mem * 0.01
+    assert abs(int(read("low", "memory.high")) - mem * 0.60) < mem * 0.01
+    assert read("background", "cpu.max") == "50000 100000"
+    assert read("normal", "cpu.max") == "max 100000"
+    assert read("background", "pids.max") == "1024"
+    assert read("low", "pids.max") == "4096"
+    assert read("critical", "memory.max") == "max"
+
+
+def test_second_apply_changes_nothing() -> None:
+    before = {p: p.stat().st_mtime_ns for p in unit_files()}
+    control = Path("/run/systemd/system.control")
+    control_before = {p: p.stat().st_mtime_ns for p in control.rglob("*.conf")}
+    t0 = time.monotonic()
+    r = taucg("apply", "--format", "json")
+    print(f"\nBENCH no-op apply: {time.monotonic() - t0:.2f} s (VM, emulated)")
+    out = json.loads(r.stdout)
+    assert out["plan"]["changed"] is False
+    assert out["plan"]["files"] == [] and out["plan"]["properties"] == []
+    assert out["plan"]["start"] == []
+    assert out["drift"] == []
+    assert {p: p.stat().st_mtime_ns for p in unit_files()} == before
+    # SetUnitProperties(runtime) writes these drop-ins; none was touched.
+    assert {p: p.stat().st_mtime_ns for p in control.rglob("*.conf")} == control_before
+    dry = taucg("apply", "--dry-run", check=False)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "nothing would change" in dry.stdout
+
+
+def test_dry_run_shows_exactly_the_changed_keys(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, "[tiers.low]\ncpu_weight = 25\n")
+    r = taucg("apply", "--dry-run", "--config", cfg, "--format", "json", check=False)
+    assert r.returncode == 10, r.stdout + r.stderr
+    plan = json.loads(r.stdout)
+    assert [(p["unit"], p["name"], p["before"], p["after"]) for p in plan["properties"]] == [
+        ("tau-low.slice", "CPUWeight", "30", "25")]
+    assert [(f["path"], f["action"]) for f in plan["files"]] == [
+        (str(UNIT_DIR / "tau-low.slice"), "update")]
+    diff = set(plan["files"][0]["after"].splitlines()) ^ set(
+        plan["files"][0]["before"].splitlines())
+    assert diff == {"CPUWeight=30", "CPUWeight=25"}
+    assert read("low", "cpu.weight") == "30"  # a dry run changes nothing
+
+
+def _cpu_hog(systemd: BlockingSystemd, units: Units, tier: str) -> str:
+    svc = units.name(f"spin-{tier}")
+    systemd.start_transient(svc, {
+        "Description": f"taucg test CPU hog in {tier}",
+        "Slice": f"tau-{tier}.slice",
+        "AllowedCPUs": [0],
+        "ExecStart": [("/bin/sh", ["/bin/sh", "-c", "while :; do :; done"], False)],
+    })
+    return svc
+
+
+def _usage(path: Path) -> float:
+    for line in (path / "cpu.stat").read_text().splitlines():
+        if line.startswith("usage_usec"):
+            return int(line.split()[1]) / 1e6
+    raise AssertionError("no usage_usec")
+
+
+def test_cpu_weight_divides_one_cpu(systemd: BlockingSystemd, units: Units) -> None:
+    hi = _cpu_hog(systemd, units, "critical")
+    lo = _cpu_hog(systemd, units, "background")
+    hi_cg, lo_cg = cgroup_dir(systemd, hi), cgroup_dir(systemd, lo)
+    time.sleep(2)
+    a = (_usage(hi_cg), _usage(lo_cg))
+    time.sleep(10)
+    b = (_usage(hi_cg), _usage(lo_cg))
+    hi_s, lo_s = b[0] - a[0], b[1] - a[1]
+    print(f"\nCPUWeight 1000:10 on one CPU over 10 s: critical {hi_s:.2f} s, "
+          f"background {lo_s:.2f} s, ratio {hi_s / max(lo_s, 1e-6):.1f}:1")
+    assert hi_s > 5 * lo_s
+
+
+def test_memory_max_kills_background_not_critical(systemd: BlockingSystemd, units: Units,
+                                                  tmp_path: Path) -> None:
+    # No MemoryHigh: with it the kernel throttles the hog for minutes before
+    # MemoryMax is reached, and this test is about the kill.
+    cfg = write_config(tmp_path, '[tiers.background]\nmemory_high = "infinity"\n'
+                                 'memory_max = "128M"\n')
+    taucg("apply", "--config", cfg)
+    try:
+        assert read("background", "memory.max") == str(128 << 20)
+        code = "import time\nx = b'x' * (200 << 20)\ntime.sleep(600)"
+        hog, keeper = units.name("hog-bg"), units.name("keeper-crit")
+        for svc, tier in ((keeper, "critical"), (hog, "background")):
+            systemd.start_transient(svc, {
+                "Description": f"taucg test 200M in {tier}",
+                "Slice": f"tau-{tier}.slice",
+                "MemorySwapMax": 0,
+                "ExecStart": [(sys.executable, [sys.executable, "-S", "-c", code], False)],
+            })
+        wait_for(lambda: unit_state(systemd, hog) == "failed", 180, f"{hog} to be OOM-killed")
+        assert systemd.get_property(hog, "Result", SERVICE) == "oom-kill"
+        assert unit_state(systemd, keeper) == "active"
+    finally:
+        taucg("apply")
+
+
+def test_allowed_cpus_is_the_affinity_and_tasks_max_refuses_forks(
+        systemd: BlockingSystemd, units: Units, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, '[tiers.low]\nallowed_cpus = "1"\ntasks_max = 8\n')
+    taucg("apply", "--config", cfg)
+    try:
+        assert read("low", "cpuset.cpus.effective") == "1"
+        assert read("low", "pids.max") == "8"
+        report = tmp_path / "forks.txt"
+        code = ("import os, sys, time\nok = fail = 0\nkids = []\n"
+                "for _ in range(20):\n"
+                "    try:\n        pid = os.fork()\n    except OSError:\n        fail += 1\n"
+                "        continue\n"
+                "    if pid == 0:\n        time.sleep(30)\n        os._exit(0)\n"
+                "    kids.append(pid)\n    ok += 1\n"
+                "aff = sorted(os.sched_getaffinity(0))\n"
+                "open(sys.argv[1], 'w').write(f'{ok} {fail} {aff}')\n"
+                "time.sleep(30)\n")
+        svc = units.name("forker")
+        systemd.start_transient(svc, {
+            "Description": "taucg test fork past TasksMax",
+            "Slice": "tau-low.slice",
+            "ExecStart": [(sys.executable, [sys.executable, "-S", "-c", code, str(report)],
+                           False)],
+        })
+        wait_for(report.exists, 120, "the forker's report")
+        ok, fail, aff = report.read_text().split(" ", 2)
+        assert int(fail) > 0, "no fork was refused"
+        assert int(ok) <= 7  # 8 tasks in the tier, one of them the forker itself
+        assert aff == "[1]"
+    finally:
+        taucg("apply")
+
+
+@pytest.mark.parametrize("step", ["file", "reload", "properties", "start"])
+def test_kill_9_at_each_step_then_converge(step: str, systemd: BlockingSystemd,
+                                           tmp_path: Path) -> None:
+    old = unit_files()
+    cfg = write_config(tmp_path, "[tiers.normal]\ncpu_weight = 150\nio_weight = 150\n"
+                                 "[tiers.high]\ncpu_weight = 450\n")
+    new = {path: text.encode() for path, text in desired_files(
+        config.load(cfg), UNIT_DIR, total_memory()).items()}
+    r = taucg("apply", "--config", cfg, env={"TAUCG_APPLY_KILL_AT": step}, check=False)
+    assert r.returncode == -9, (r.returncode, r.stdout, r.stderr)
+    now = unit_files()
+    for path, content in now.items():
+        # Every unit file is the old one or the new one, whole; never half.
+        assert content in (old.get(path), new.get(path)), path
+    if step != "file":
+        assert now == {p: new[p] for p in now}  # all files were written before the kill
+    taucg("apply", "--config", cfg)
+    assert read("normal", "cpu.weight") == "150"
+    assert read("high", "cpu.weight") == "450"
+    assert not list(UNIT_DIR.glob(".*.taucg-*"))
+    taucg("apply")
+    assert read("normal", "cpu.weight") == "100"
+
+
+def test_status_shows_members_and_limits(systemd: BlockingSystemd, units: Units) -> None:
+    svc = units.name("member")
+    systemd.start_transient(svc, {
+        "Description": "taucg status member",
+        "Slice": "tau-high.slice",
+        "ExecStart": [("/bin/sleep", ["/bin/sleep", "600"], False)],
+    })
+    data = json.loads(taucg("status", "--format", "json", "--interval", "0.2").stdout)
+    high = data["tiers"]["high"]
+    assert high["applied"] is True
+    assert {"unit": svc, "tasks": 1} in high["members"]
+    assert high["effective"]["cpu.weight"] == "400"
+    assert high["configured"]["CPUWeight"] == "400"
+    assert high["drift"] == []
+    assert data["tiers"]["all"]["applied"] is True
