@@ -40,6 +40,7 @@ from taucg.values import format_bytes, format_cpus
 DEFAULT_UNIT_DIR = Path("/etc/systemd/system")
 LOCK_PATH = Path("/run/taucg/apply.lock")
 KILL_HOOK = "TAUCG_APPLY_KILL_AT"  # test hook: "file", "reload", "properties", "start"
+FAIL_HOOK = "TAUCG_APPLY_FAIL_AT"  # test hook: the same steps, failing instead of dying
 
 
 class ApplyError(Exception):
@@ -326,21 +327,32 @@ async def _plan_moves(plan: Plan, config: Config, client: Systemd) -> None:
         props = await client.properties(unit)
         if props.get("LoadState") != "loaded":
             continue
-        current = await client.get_property(unit, "Slice", "org.freedesktop.systemd1.Service")
+        active = props.get("ActiveState") == "active"
+        service = "org.freedesktop.systemd1.Service"
+        if active:
+            # The Slice property follows the unit files as soon as systemd
+            # reloads; where the processes really are is the control group.
+            group = str(await client.get_property(unit, "ControlGroup", service))
+            parts = group.rstrip("/").split("/")
+            current = parts[-2] if len(parts) >= 2 and parts[-2] else "-.slice"
+        else:
+            current = str(await client.get_property(unit, "Slice", service))
         target = slice_name(wanted[unit]) if unit in wanted else "system.slice"
         if current != target:
-            plan.moves.append(Move(unit, str(current), target,
-                                   props.get("ActiveState") == "active"))
+            plan.moves.append(Move(unit, current, target, active))
 
 
 # ------------------------------------------------------------- execute ---
 
 
 def _kill_hook(step: str) -> None:
-    """Documented test hook: TAUCG_APPLY_KILL_AT=<step> makes apply kill
-    itself with SIGKILL right after that step, as an admin's kill -9 would."""
+    """Documented test hooks, right after a step: TAUCG_APPLY_KILL_AT=<step>
+    makes apply kill itself with SIGKILL, as an admin's kill -9 would;
+    TAUCG_APPLY_FAIL_AT=<step> makes the step fail, to exercise rollback."""
     if os.environ.get(KILL_HOOK) == step:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(FAIL_HOOK) == step:
+        raise OSError(errno.EIO, f"failure injected after '{step}' by {FAIL_HOOK}")
 
 
 def write_atomic(path: Path, text: str) -> None:

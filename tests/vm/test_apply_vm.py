@@ -242,6 +242,58 @@ def test_kill_9_at_each_step_then_converge(step: str, systemd: BlockingSystemd,
     assert read("normal", "cpu.weight") == "100"
 
 
+def test_failure_halfway_restores_the_files(tmp_path: Path) -> None:
+    old = unit_files()
+    cfg = write_config(tmp_path, "[tiers.normal]\ncpu_weight = 175\n")
+    r = taucg("apply", "--config", cfg, env={"TAUCG_APPLY_FAIL_AT": "properties"}, check=False)
+    assert r.returncode == 1
+    assert "failed while setting live properties" in r.stderr
+    assert "Restored 1 file(s)" in r.stderr
+    assert "live properties were already set" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert unit_files() == old
+    taucg("apply")  # converges back, including the live property
+    assert read("normal", "cpu.weight") == "100"
+
+
+def test_service_moves_only_with_restart_moved(systemd: BlockingSystemd,
+                                                 tmp_path: Path) -> None:
+    unit = "taucg-test-web.service"
+    (UNIT_DIR / unit).write_text("[Service]\nExecStart=/bin/sleep infinity\n")
+    systemd.reload()
+    systemd.start(unit)
+    try:
+        cfg = write_config(tmp_path, '[tiers.high]\nunits = ["taucg-test-web"]\n')
+        first = taucg("apply", "--config", cfg)
+        assert "restart needed to change tier: taucg-test-web.service" in first.stdout
+        assert cgroup_dir(systemd, unit).parent.name == "system.slice"
+        again = taucg("apply", "--config", cfg)  # still listed until restarted
+        assert "restart needed to change tier: taucg-test-web.service" in again.stdout
+        taucg("apply", "--config", cfg, "--restart-moved")
+        assert unit_state(systemd, unit) == "active"
+        assert cgroup_dir(systemd, unit).parent == tier_cg("high")
+        back = taucg("apply", "--format", "json")  # the default: no longer placed
+        plan = json.loads(back.stdout)["plan"]
+        assert [(f["action"], Path(f["path"]).name) for f in plan["files"]] == [
+            ("remove", "50-taucg-tier.conf")]
+        assert plan["moves"] == [{"unit": unit, "from": "tau-high.slice", "to": "system.slice",
+                                  "active": True}]
+    finally:
+        systemd.stop(unit)
+        (UNIT_DIR / unit).unlink()
+        systemd.reload()
+
+
+def test_second_apply_waits_for_none(tmp_path: Path) -> None:
+    from taucg.apply import apply_lock
+
+    with apply_lock():
+        r = taucg("apply", check=False)
+    assert r.returncode == 1
+    assert "another taucg apply is running" in r.stderr
+    assert f"pid {os.getpid()}" in r.stderr
+
+
 def test_status_shows_members_and_limits(systemd: BlockingSystemd, units: Units) -> None:
     svc = units.name("member")
     systemd.start_transient(svc, {
