@@ -4,7 +4,7 @@ scripts/vm-test runs them in a VM that has them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -46,3 +46,16 @@ def units(systemd: BlockingSystemd) -> Iterator[Units]:
     tracker = Units(systemd)
     yield tracker
     tracker.cleanup()
+
+
+@pytest.fixture(scope="session")
+def report(pytestconfig: pytest.Config) -> Callable[[str], None]:
+    """Prints past pytest's capture, for benchmark figures that must show
+    in the VM run's output even when the test passes."""
+    capman = pytestconfig.pluginmanager.getplugin("capturemanager")
+
+    def say(message: str) -> None:
+        with capman.global_and_fixture_disabled():
+            print(message, flush=True)
+
+    return say

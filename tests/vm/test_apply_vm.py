@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -58,13 +58,14 @@ def unit_files() -> dict[Path, bytes]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def applied_default(systemd: BlockingSystemd) -> Iterator[float]:
+def applied_default(systemd: BlockingSystemd, report: Callable[[str], None]
+                    ) -> Iterator[float]:
     """The built-in default applied once; every test leaves it that way."""
     t0 = time.monotonic()
     r = taucg("apply")
     elapsed = time.monotonic() - t0
-    print(f"\nBENCH full apply of the default config: {elapsed:.2f} s (VM, emulated)\n"
-          f"{r.stdout}")
+    report(f"\nBENCH full apply of the default config: {elapsed:.2f} s (VM, emulated)\n"
+           f"{r.stdout}")
     yield elapsed
     for p in list(UNIT_DIR.glob("tau*.slice")):
         p.unlink()
@@ -93,13 +94,13 @@ def test_default_config_reaches_every_tier() -> None:
     assert read("critical", "memory.max") == "max"
 
 
-def test_second_apply_changes_nothing() -> None:
+def test_second_apply_changes_nothing(report: Callable[[str], None]) -> None:
     before = {p: p.stat().st_mtime_ns for p in unit_files()}
     control = Path("/run/systemd/system.control")
     control_before = {p: p.stat().st_mtime_ns for p in control.rglob("*.conf")}
     t0 = time.monotonic()
     r = taucg("apply", "--format", "json")
-    print(f"\nBENCH no-op apply: {time.monotonic() - t0:.2f} s (VM, emulated)")
+    report(f"\nBENCH no-op apply: {time.monotonic() - t0:.2f} s (VM, emulated)")
     out = json.loads(r.stdout)
     assert out["plan"]["changed"] is False
     assert out["plan"]["files"] == [] and out["plan"]["properties"] == []
@@ -146,7 +147,8 @@ def _usage(path: Path) -> float:
     raise AssertionError("no usage_usec")
 
 
-def test_cpu_weight_divides_one_cpu(systemd: BlockingSystemd, units: Units) -> None:
+def test_cpu_weight_divides_one_cpu(systemd: BlockingSystemd, units: Units,
+                                    report: Callable[[str], None]) -> None:
     hi = _cpu_hog(systemd, units, "critical")
     lo = _cpu_hog(systemd, units, "background")
     hi_cg, lo_cg = cgroup_dir(systemd, hi), cgroup_dir(systemd, lo)
@@ -155,8 +157,8 @@ def test_cpu_weight_divides_one_cpu(systemd: BlockingSystemd, units: Units) -> N
     time.sleep(10)
     b = (_usage(hi_cg), _usage(lo_cg))
     hi_s, lo_s = b[0] - a[0], b[1] - a[1]
-    print(f"\nCPUWeight 1000:10 on one CPU over 10 s: critical {hi_s:.2f} s, "
-          f"background {lo_s:.2f} s, ratio {hi_s / max(lo_s, 1e-6):.1f}:1")
+    report(f"\nCPUWeight 1000:10 on one CPU over 10 s: critical {hi_s:.2f} s, "
+           f"background {lo_s:.2f} s, ratio {hi_s / max(lo_s, 1e-6):.1f}:1")
     assert hi_s > 5 * lo_s
 
 

@@ -89,3 +89,34 @@ def _gone(systemd: BlockingSystemd, unit: str) -> bool:
     except NoSuchUnit:
         return True
     return False
+
+
+def test_signal_stream_reports_a_unit_starting(systemd: BlockingSystemd, units: Units) -> None:
+    import asyncio
+
+    client = systemd.client
+    svc = units.name("signals")
+
+    async def watch() -> list[tuple[str, str]]:
+        seen: list[tuple[str, str]] = []
+        await client.subscribe()
+        stream = client.signals()
+        first = asyncio.ensure_future(stream.__anext__())
+        await asyncio.sleep(0)  # subscribed before the unit exists
+        await client.start_transient(svc, {
+            "Description": "taucg rig signals",
+            "ExecStart": [("/bin/sleep", ["/bin/sleep", "infinity"], False)],
+        })
+        sig = await asyncio.wait_for(first, 60)
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            seen.append((sig.member, str(sig.body[:3])))
+            if sig.member == "JobRemoved" and svc in sig.body:
+                return seen
+            remaining = deadline - asyncio.get_running_loop().time()
+            sig = await asyncio.wait_for(stream.__anext__(), max(remaining, 0.1))
+
+    seen = systemd.run(watch())
+    members = {m for m, _ in seen}
+    assert "UnitNew" in members or "JobNew" in members, seen
+    assert any(m == "JobRemoved" and svc in body for m, body in seen)
