@@ -78,7 +78,8 @@ def test_dbus_round_trip(systemd: BlockingSystemd, units: Units) -> None:
     pid = systemd.get_property(svc, "MainPID", SERVICE)
     assert Path(f"/proc/{pid}/comm").read_text().strip() == "sleep"
     systemd.stop(svc)
-    assert not Path(f"/proc/{pid}").exists()
+    # systemd finishes the job on SIGCHLD and reaps right after: allow a moment.
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), 10, f"pid {pid} to be reaped")
     # A stopped transient unit is garbage-collected.
     wait_for(lambda: _gone(systemd, svc), 30, f"{svc} to be unloaded")
 
