@@ -239,4 +239,16 @@ int tau_events_open(void);
 int tau_events_read(int fd, struct tau_proc_event *out, uint32_t cap);
 void tau_events_close(int fd);
 
+/* ---------------------------------------------------------------------
+ * Syscalls Python 3.11 lacks, for namespaces and IO priority (csrc/sys.c).
+ * Each returns 0 or -errno.
+ */
+#define TAU_IOPRIO_WHO_PROCESS 1
+#define TAU_IOPRIO_CLASS_SHIFT 13
+int tau_unshare(int flags);
+int tau_setns(int fd, int nstype);
+int tau_mount(const char *source, const char *target, const char *fstype,
+              unsigned long flags, const char *data);
+int tau_ioprio_set(int which, int who, int ioprio);
+
 #endif

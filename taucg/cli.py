@@ -7,6 +7,7 @@ commands that use them, so `taucg --help` and `taucg config` stay fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -19,6 +20,7 @@ import click
 from taucg import __version__
 from taucg.config import (
     BUILTIN,
+    TIER_NAMES,
     Config,
     ConfigError,
     flatten,
@@ -326,6 +328,291 @@ def status_cmd(interval: float, fmt: str, config_path: str | None) -> None:
     report = collect(cfg, interval)
     emit(fmt, ["TIER", "STATE", "UNITS", "TASKS", "CPU", "MEMORY", "IO R/W", "PSI C/M/I",
                "LIMITS"], report.rows, report.data, title="tiers")
+
+
+# ------------------------------------------------------------- processes ---
+
+
+def _proc_rows(cfg: Any, tier: str | None, critical: bool) -> list[dict[str, Any]]:
+    from taucg import cgroupfs
+    from taucg.procs import tier_of
+    from taucg.rules import _user_name
+    from taucg.sampler import Sampler
+
+    wanted_units = set(cfg.crash_recovery.critical_units) if critical else None
+    rows = []
+    with Sampler() as sampler:
+        for r in sampler.processes():
+            cg = cgroupfs.pid_cgroup(r.pid)
+            unit = None
+            if cg:
+                parts = [p for p in cg.strip("/").split("/") if "." in p]
+                unit = parts[-1] if parts else None
+            t = tier_of(cg)
+            if tier is not None and t != tier:
+                continue
+            if wanted_units is not None and unit not in wanted_units:
+                continue
+            try:
+                uid = os.stat(f"/proc/{r.pid}").st_uid
+            except OSError:
+                continue
+            rows.append({"pid": r.pid, "ppid": r.ppid, "user": _user_name(uid),
+                         "state": r.state, "threads": r.threads, "rss": r.rss,
+                         "cpu_seconds": round(r.cpu_seconds, 2), "tier": t, "unit": unit,
+                         "comm": r.comm})
+    return rows
+
+
+def _tree(rows: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    children: dict[int, list[dict[str, Any]]] = {}
+    pids = {r["pid"] for r in rows}
+    for r in rows:
+        children.setdefault(r["ppid"] if r["ppid"] in pids else 0, []).append(r)
+    out: list[tuple[int, dict[str, Any]]] = []
+
+    def walk(ppid: int, depth: int) -> None:
+        for r in sorted(children.get(ppid, []), key=lambda x: x["pid"]):
+            out.append((depth, r))
+            walk(r["pid"], depth + 1)
+
+    walk(0, 0)
+    return out
+
+
+@cli.command("processes")
+@click.option("--critical", is_flag=True, help="only the critical units' processes")
+@click.option("--tree", is_flag=True, help="show parent/child structure")
+@click.option("--tier", type=click.Choice(TIER_NAMES), default=None,
+              help="only processes in this tier")
+@click.option("--why", type=int, default=None, metavar="PID",
+              help="explain which rule matches PID, or why none does")
+@format_option
+@config_option
+def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None, fmt: str,
+                  config_path: str | None) -> None:
+    """Processes with their tier and unit; --why explains the rules."""
+    from taucg.procs import is_candidate, tier_of
+    from taucg.rules import ProcessGone, classify, facts
+    from taucg.values import human_bytes
+
+    cfg = load_config(config_path)
+    if why is not None:
+        try:
+            f = facts(why)
+        except ProcessGone:
+            raise UserError(f"no process {why}") from None
+        verdict = classify(cfg.rules, f)
+        ok, reason = is_candidate(f)
+        lines = verdict.explain()
+        lines.append(f"currently in tier: {tier_of(f.cgroup) or 'none'} ({f.cgroup})")
+        if verdict.tier and not ok:
+            lines.append(f"placement would not move it: {reason}")
+        if resolve_format(fmt) == "json":
+            click.echo(json.dumps({"pid": why, "tier": verdict.tier,
+                                   "rule": verdict.rule.index if verdict.rule else None,
+                                   "movable": ok, "reason": reason, "explanation": lines},
+                                  indent=2))
+        else:
+            click.echo("\n".join(lines))
+        return
+    rows = _proc_rows(cfg, tier, critical)
+    ordered = _tree(rows) if tree else [(0, r) for r in rows]
+    table = [[str(r["pid"]), str(r["ppid"]), r["user"], r["state"], human_bytes(r["rss"]),
+              f'{r["cpu_seconds"]:.2f}', r["tier"] or "-", r["unit"] or "-",
+              "  " * depth + r["comm"]] for depth, r in ordered]
+    emit(fmt, ["PID", "PPID", "USER", "S", "RSS", "CPU s", "TIER", "UNIT", "COMMAND"], table,
+         [r for _, r in ordered], title="processes")
+
+
+@cli.command("classify")
+@click.option("--dry-run", is_flag=True, help="show what would move, move nothing")
+@click.option("--follow", is_flag=True,
+              help="keep running: place each new process as it execs (proc connector)")
+@format_option
+@config_option
+def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None) -> None:
+    """Place processes that match [[rules]] into their tiers (one pass)."""
+    from taucg.procs import admit, is_candidate, place
+    from taucg.rules import ProcessGone, classify, facts
+    from taucg.sampler import EventsUnavailable, Sampler
+
+    cfg = load_config(config_path)
+    if not cfg.rules:
+        raise UserError("no [[rules]] in the config: nothing to classify")
+    if not dry_run and os.geteuid() != 0:
+        raise UserError("placing processes needs root; use --dry-run to see what would move")
+
+    async def handle(client: Any, pid: int, since: float | None = None
+                     ) -> dict[str, Any] | None:
+        try:
+            f = facts(pid)
+        except ProcessGone:
+            return None
+        ok, _ = is_candidate(f, os.getpid())
+        if not ok:
+            return None
+        verdict = classify(cfg.rules, f)
+        if verdict.tier is None or verdict.rule is None:
+            return None
+        entry = {"pid": pid, "comm": f.comm, "tier": verdict.tier,
+                 "rule": verdict.rule.label(), "placed": False}
+        if dry_run:
+            return entry
+        adm = admit(cfg, verdict.tier)
+        if not adm.allowed:
+            entry["refused"] = adm.reason
+            return entry
+        try:
+            placed = await place(client, f, verdict.tier, cfg, verdict.rule.label())
+        except Exception as exc:
+            entry["error"] = str(exc)
+            return entry
+        entry.update(placed=True, scope=placed.scope)
+        if since is not None:
+            # The event's kernel timestamp is CLOCK_MONOTONIC, as time.monotonic().
+            entry["latency_ms"] = round((time.monotonic() - since) * 1000, 1)
+        if placed.priority_failures:
+            entry["priority_failures"] = list(placed.priority_failures)
+        return entry
+
+    def show(entry: dict[str, Any]) -> None:
+        if resolve_format(fmt) == "json":
+            click.echo(json.dumps(entry))
+            return
+        what = ("would place" if dry_run else "placed" if entry["placed"] else "not placed")
+        extra = entry.get("scope") or entry.get("refused") or entry.get("error") or ""
+        click.echo(f"{what} {entry['pid']} ({entry['comm']}) in {entry['tier']} "
+                   f"by {entry['rule']} {extra}".rstrip())
+
+    async def run() -> None:
+        client = None if dry_run else await _connect(required=True)
+        try:
+            events = None
+            if follow:
+                try:
+                    events = Sampler().events()
+                except EventsUnavailable as exc:
+                    raise UserError(str(exc)) from None
+            with Sampler() as sampler:
+                for r in sampler.processes():
+                    entry = await handle(client, r.pid)
+                    if entry:
+                        show(entry)
+            if events is None:
+                return
+            import asyncio
+
+            loop = asyncio.get_running_loop()
+            ready = asyncio.Event()
+            loop.add_reader(events.fileno(), ready.set)
+            while True:
+                await ready.wait()
+                ready.clear()
+                for ev in events.read():
+                    if ev.kind == "exec":
+                        entry = await handle(client, ev.pid, ev.timestamp)
+                        if entry:
+                            show(entry)
+        finally:
+            if client is not None:
+                await client.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run_async(run())
+
+
+@cli.command("run", context_settings={"ignore_unknown_options": True})
+@click.option("--tier", type=click.Choice(TIER_NAMES), required=True)
+@click.option("--isolate", default=None, metavar="NS[,NS...]",
+              help="namespaces: net, pid, mount, ipc, uts (or 'none'); default for low and "
+                   "background when process_isolation = true: pid,mount,ipc,uts")
+@click.option("--netns", default=None, metavar="NAME",
+              help="join the named network namespace (ip netns) instead of loopback only")
+@click.option("--memory", default=None, metavar="SIZE", help="MemoryMax, e.g. 512M")
+@click.option("--cpu", default=None, metavar="PERCENT", help="CPUQuota, e.g. 50%")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run_cmd(tier: str, isolate: str | None, netns: str | None, memory: str | None,
+            cpu: str | None, config_path: str | None, command: tuple[str, ...]) -> None:
+    """Run COMMAND in a tier, through a systemd scope, and return its exit status."""
+    import subprocess
+
+    from taucg.isolation import NAMESPACES
+    from taucg.procs import admit, apply_priority, scope_limits, scope_name, tier_priority
+    from taucg.tiers import slice_name
+    from taucg.values import parse_size
+
+    cfg = load_config(config_path)
+    if isolate is None:
+        names = ({"pid", "mount", "ipc", "uts"} if cfg.process_management.process_isolation
+                 and tier in ("low", "background") else set())
+    elif isolate == "none":
+        names = set()
+    else:
+        names = {n.strip() for n in isolate.split(",") if n.strip()}
+        unknown = names - set(NAMESPACES)
+        if unknown:
+            raise click.BadParameter(f"unknown namespace {', '.join(sorted(unknown))}; "
+                                     f"use {', '.join(NAMESPACES)} or none",
+                                     param_hint="--isolate")
+    limits = scope_limits(cfg)
+    if memory is not None:
+        try:
+            size = parse_size(memory)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--memory") from None
+        limits["MemoryMax"] = (1 << 64) - 1 if size.bytes is None else size.bytes
+    if cpu is not None:
+        try:
+            pct = float(cpu.rstrip("%"))
+        except ValueError:
+            raise click.BadParameter(f"{cpu!r} is not a percentage like 50%",
+                                     param_hint="--cpu") from None
+        if pct <= 0:
+            raise click.BadParameter("must be above 0%", param_hint="--cpu")
+        limits["CPUQuotaPerSecUSec"] = round(pct * 10_000)
+    adm = admit(cfg, tier)
+    if not adm.allowed:
+        raise UserError(adm.reason)
+    if os.geteuid() != 0:
+        raise UserError("taucg run needs root to create a scope in a system slice")
+    read_fd, write_fd = os.pipe()
+    argv = [sys.executable, "-m", "taucg.isolation", *(f"--{n}" for n in sorted(names)),
+            *(["--netns", netns] if netns else []), "--gate-fd", str(read_fd), "--",
+            *command]
+    child = subprocess.Popen(argv, pass_fds=[read_fd])
+    os.close(read_fd)
+
+    async def scope() -> None:
+        client = await _connect(required=True)
+        try:
+            await client.start_transient(
+                scope_name(tier, os.path.basename(command[0]), child.pid, "taucg-run"),
+                {"Description": f"taucg run: {' '.join(command)[:200]}",
+                 "Slice": slice_name(tier), "PIDs": [child.pid], **limits}, mode="fail")
+        finally:
+            await client.close()
+
+    try:
+        _run_async(scope())
+        prio = tier_priority(tier, cfg.process_management.process_priority_levels)
+        if prio:
+            apply_priority(child.pid, prio)
+    except BaseException:
+        child.kill()
+        child.wait()
+        os.close(write_fd)
+        raise
+    os.write(write_fd, b"g")
+    os.close(write_fd)
+    while True:
+        try:
+            rc = child.wait()
+            break
+        except KeyboardInterrupt:
+            continue  # the child got the same SIGINT; wait for it
+    raise click.exceptions.Exit(rc if rc >= 0 else 128 - rc)
 
 
 # ------------------------------------------------------------ entry points ---

@@ -1,0 +1,193 @@
+"""Placement, per-process limits, admission and `taucg run` on real systemd."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from taucg.systemd import BlockingSystemd
+
+from .helpers import CGROUP_ROOT, Units, wait_for
+
+TAUCG = [sys.executable, "-m", "taucg.cli"]
+
+
+def taucg(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run([*TAUCG, *args], capture_output=True, text=True, timeout=600,
+                       check=False)
+    if check and r.returncode != 0:
+        pytest.fail(f"taucg {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def cgroup_of(pid: int) -> str:
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        if line.startswith("0::"):
+            return line[3:]
+    return ""
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    d = tmp_path_factory.mktemp("procs")
+    path = d / "taucg.toml"
+    path.write_text("""
+[process_management]
+memory_limit_mb = 64
+cpu_limit_percent = 50.0
+max_concurrent_processes = 300
+
+[[rules]]
+name = "prey"
+comm = "taucg-prey*"
+tier = "low"
+""")
+    taucg("apply", "--config", str(path))
+    yield str(path)
+    taucg("apply")
+
+
+@pytest.fixture(scope="module")
+def prey(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of sleep whose comm the rule matches."""
+    d = tmp_path_factory.mktemp("bin")
+    exe = d / "taucg-prey"
+    shutil.copy2("/bin/sleep", exe)
+    return exe
+
+
+@pytest.fixture
+def follower(cfg: str) -> Iterator[subprocess.Popen[str]]:
+    p = subprocess.Popen([*TAUCG, "classify", "--follow", "--format", "json", "--config", cfg],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(15)  # start-up under emulation: imports, first full pass
+    assert p.poll() is None, p.stderr.read() if p.stderr else ""
+    yield p
+    p.terminate()
+    p.wait(timeout=60)
+
+
+def in_scope(units: Units, argv: list[str]) -> subprocess.Popen[bytes]:
+    """Starts argv in a transient scope of its own, as a login session would."""
+    return subprocess.Popen(["systemd-run", "--quiet", "--scope", "--unit",
+                             units.name("user", "scope"), *argv])
+
+
+def test_rule_places_a_process_into_its_tier_scope(follower: subprocess.Popen[str],
+                                                   units: Units, prey: Path,
+                                                   report: Callable[[str], None]) -> None:
+    p = in_scope(units, [str(prey), "300"])
+    t0 = time.monotonic()
+    try:
+        wait_for(lambda: "/tau-low.slice/taucg-low-taucg-prey-" in cgroup_of(p.pid), 120,
+                 "the prey to be placed")
+        report(f"\nplacement seen by the test {time.monotonic() - t0:.2f} s after spawn (VM)")
+        scope = CGROUP_ROOT / cgroup_of(p.pid).lstrip("/")
+        assert scope.name == f"taucg-low-taucg-prey-{p.pid}.scope"
+        assert (scope / "memory.max").read_text().strip() == str(64 << 20)
+        assert (scope / "cpu.max").read_text().strip() == "50000 100000"
+        assert int(Path(f"/proc/{p.pid}/oom_score_adj").read_text()) == 300
+        assert os.getpriority(os.PRIO_PROCESS, p.pid) == 10
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_per_process_memory_max_kills_a_hog(follower: subprocess.Popen[str], units: Units,
+                                            tmp_path: Path) -> None:
+    hog = tmp_path / "taucg-prey-hog"
+    shutil.copy2(os.path.realpath(sys.executable), hog)
+    code = ("import time, sys\ntime.sleep(40)\nx = b'x' * (200 << 20)\ntime.sleep(60)")
+    p = in_scope(units, [str(hog), "-S", "-c", code])
+    try:
+        wait_for(lambda: "/tau-low.slice/" in cgroup_of(p.pid), 35, "the hog to be placed")
+        assert p.wait(timeout=240) != 0
+        assert p.returncode in (-9, 137, 1), p.returncode
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_run_passes_exit_status_limits_and_namespaces(cfg: str) -> None:
+    assert taucg("run", "--config", cfg, "--tier", "normal", "--", "/bin/sh", "-c",
+                 "exit 3", check=False).returncode == 3
+    r = taucg("run", "--config", cfg, "--tier", "low", "--isolate", "net,pid",
+              "--memory", "256M", "--cpu", "25%", "--", "/bin/sh", "-c",
+              "echo pid=$$; ls /sys/class/net; "
+              "cat /sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/memory.max; "
+              "cat /sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/cpu.max")
+    lines = r.stdout.split()
+    assert lines[0] == "pid=1"
+    assert lines[1] == "lo" and len(lines) == 5, r.stdout
+    assert lines[3] == str(256 << 20)
+    assert lines[4] == "25000"
+
+
+def test_run_refuses_a_full_tier(cfg: str, systemd: BlockingSystemd, units: Units,
+                                 tmp_path: Path) -> None:
+    small = tmp_path / "small.toml"
+    small.write_text(Path(cfg).read_text().replace("max_concurrent_processes = 300",
+                                                   "max_concurrent_processes = 2"))
+    for _ in range(2):
+        systemd.start_transient(units.name("filler"), {
+            "Description": "taucg test: fills the low tier",
+            "Slice": "tau-low.slice",
+            "ExecStart": [("/bin/sleep", ["/bin/sleep", "600"], False)],
+        })
+    r = taucg("run", "--config", str(small), "--tier", "low", "--", "true", check=False)
+    assert r.returncode == 1
+    assert "tier low is full: 2 processes of max_concurrent_processes=2" in r.stderr
+
+
+def test_burst_of_execs_is_placed(follower: subprocess.Popen[str], units: Units, prey: Path,
+                                  report: Callable[[str], None]) -> None:
+    n = 200
+    t0 = time.monotonic()
+    shell = in_scope(units, ["/bin/sh", "-c",
+                             f"for i in $(seq {n}); do {prey} 120 & done; wait"])
+
+    def children() -> list[int]:
+        out = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    stat = (d / "stat").read_text()
+                except OSError:
+                    continue
+                if "(taucg-prey)" in stat and int(stat.rsplit(")", 1)[1].split()[1]) == shell.pid:
+                    out.append(int(d.name))
+        return out
+
+    try:
+        def started() -> list[int] | None:
+            found = children()
+            return found if len(found) >= n else None
+
+        pids = wait_for(started, 300, f"{n} processes to start")
+        spawn_s = time.monotonic() - t0
+        wait_for(lambda: all("/tau-low.slice/" in cgroup_of(pid) for pid in pids), 600,
+                 f"all {n} processes to be placed")
+        assert follower.poll() is None
+    finally:
+        shell.kill()
+        shell.wait()
+        for pid in children():
+            os.kill(pid, 9)  # the test's own processes, by PID
+    follower.terminate()
+    out, _ = follower.communicate(timeout=60)
+    latencies = [e["latency_ms"] for e in map(json.loads, out.splitlines())
+                 if e.get("placed") and "latency_ms" in e]
+    assert len(latencies) >= n
+    q = statistics.quantiles(latencies, n=100)
+    report(f"\nBENCH {n} execs spawned in {spawn_s:.2f} s ({n / spawn_s:.0f}/s); "
+           f"exec -> placed latency p50 {q[49]:.0f} ms, p99 {q[98]:.0f} ms (VM, emulated)")
