@@ -127,10 +127,11 @@ def test_run_passes_exit_status_limits_and_namespaces(cfg: str) -> None:
               "cat /sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/memory.max; "
               "cat /sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/cpu.max")
     lines = r.stdout.split()
+    assert len(lines) == 5, r.stdout
     assert lines[0] == "pid=1"
-    assert lines[1] == "lo" and len(lines) == 5, r.stdout
-    assert lines[3] == str(256 << 20)
-    assert lines[4] == "25000"
+    assert lines[1] == "lo"
+    assert lines[2] == str(256 << 20)  # memory.max of the run's scope
+    assert lines[3:] == ["25000", "100000"]  # cpu.max: 25% of one CPU
 
 
 def test_run_refuses_a_full_tier(cfg: str, systemd: BlockingSystemd, units: Units,
