@@ -327,7 +327,7 @@ def status_cmd(interval: float, fmt: str, config_path: str | None) -> None:
     cfg = load_config(config_path)
     report = collect(cfg, interval)
     emit(fmt, ["TIER", "STATE", "UNITS", "TASKS", "CPU", "MEMORY", "IO R/W", "PSI C/M/I",
-               "LIMITS"], report.rows, report.data, title="tiers")
+               "ZOMBIES", "LIMITS"], report.rows, report.data, title="tiers")
 
 
 # ------------------------------------------------------------- processes ---
@@ -433,7 +433,7 @@ def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None,
 @config_option
 def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None) -> None:
     """Place processes that match [[rules]] into their tiers (one pass)."""
-    from taucg.procs import admit, is_candidate, place
+    from taucg.procs import admit, is_candidate, pin, place
     from taucg.rules import ProcessGone, classify, facts
     from taucg.sampler import EventsUnavailable, Sampler
 
@@ -450,11 +450,20 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
         except ProcessGone:
             return None
         ok, _ = is_candidate(f, os.getpid())
-        if not ok:
-            return None
         verdict = classify(cfg.rules, f)
         if verdict.tier is None or verdict.rule is None:
             return None
+        if not ok:
+            # A service's process stays in its unit; a rule may still pin it.
+            cpus = verdict.rule.rule.allowed_cpus
+            if cpus is None or not (f.unit or "").endswith(".service"):
+                return None
+            entry = {"pid": pid, "comm": f.comm, "tier": verdict.tier,
+                     "rule": verdict.rule.label(), "placed": False,
+                     "pinned": str(cpus)}
+            if not dry_run:
+                entry["threads_pinned"] = pin(pid, cpus.cpus)
+            return entry
         entry = {"pid": pid, "comm": f.comm, "tier": verdict.tier,
                  "rule": verdict.rule.label(), "placed": False}
         if dry_run:
@@ -481,7 +490,10 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
             click.echo(json.dumps(entry))
             return
         what = ("would place" if dry_run else "placed" if entry["placed"] else "not placed")
-        extra = entry.get("scope") or entry.get("refused") or entry.get("error") or ""
+        if "pinned" in entry:
+            what = "would pin" if dry_run else "pinned (stays in its service)"
+        extra = (entry.get("scope") or entry.get("refused") or entry.get("error")
+                 or (f"to CPUs {entry['pinned']}" if "pinned" in entry else ""))
         click.echo(f"{what} {entry['pid']} ({entry['comm']}) in {entry['tier']} "
                    f"by {entry['rule']} {extra}".rstrip())
 
@@ -577,6 +589,15 @@ def run_cmd(tier: str, isolate: str | None, netns: str | None, memory: str | Non
         raise UserError(adm.reason)
     if os.geteuid() != 0:
         raise UserError("taucg run needs root to create a scope in a system slice")
+    if netns is not None:
+        from taucg.isolation import IsolationError, ensure_netns
+
+        try:
+            if ensure_netns(netns):
+                click.echo(f"taucg run: created network namespace {netns} with a veth pair "
+                           f"(host side tau-{netns}); it stays for later runs", err=True)
+        except IsolationError as exc:
+            raise UserError(str(exc)) from None
     read_fd, write_fd = os.pipe()
     argv = [sys.executable, "-m", "taucg.isolation", *(f"--{n}" for n in sorted(names)),
             *(["--netns", netns] if netns else []), "--gate-fd", str(read_fd), "--",

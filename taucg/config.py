@@ -191,6 +191,8 @@ class Rule:
     cmdline: str | None = opt(None, "regex", doc="regular expression over the command line")
     user: str | int | None = opt(None, "user", doc="user name or uid")
     unit: str | None = opt(None, "unitname", doc="the unit the process runs in")
+    allowed_cpus: CpuSet | None = opt(None, "cpus",
+                                      doc="sched_setaffinity for matches that stay in a service")
 
     MATCH_KEYS = ("comm", "exe", "cmdline", "user", "unit")
 

@@ -43,6 +43,46 @@ def loopback_up() -> None:
             ipr.link("set", index=idx[0], state="up")
 
 
+def veth_name(netns: str) -> str:
+    return f"tau-{netns}"[:15]  # IFNAMSIZ
+
+
+def ensure_netns(name: str) -> bool:
+    """Creates /run/netns/NAME with a veth pair if it does not exist:
+    ``tau-NAME`` on the host, ``eth0`` inside, both up (addresses are the
+    admin's to assign). Returns whether it was created."""
+    from pyroute2 import IPRoute, NetNS, netns
+
+    if not name or "/" in name or name.startswith("."):
+        raise IsolationError(f"{name!r} is not a usable network namespace name")
+    if name in netns.listnetns():
+        return False
+    try:
+        netns.create(name)
+        with IPRoute() as ipr:
+            ipr.link("add", ifname=veth_name(name), kind="veth",
+                     peer={"ifname": "eth0", "net_ns_fd": name})
+            ipr.link("set", index=ipr.link_lookup(ifname=veth_name(name))[0], state="up")
+        with NetNS(name) as ns:
+            for ifname in ("lo", "eth0"):
+                ns.link("set", index=ns.link_lookup(ifname=ifname)[0], state="up")
+    except Exception as exc:
+        remove_netns(name)
+        raise IsolationError(f"cannot create network namespace {name!r}: {exc}") from exc
+    return True
+
+
+def remove_netns(name: str) -> None:
+    from pyroute2 import IPRoute, netns
+
+    with IPRoute() as ipr:
+        idx = ipr.link_lookup(ifname=veth_name(name))
+        if idx:
+            ipr.link("del", index=idx[0])
+    if name in netns.listnetns():
+        netns.remove(name)
+
+
 def enter(names: set[str], netns: str | None = None) -> None:
     """Unshares the namespaces in this process (and joins netns)."""
     flags = 0
@@ -61,8 +101,9 @@ def enter(names: set[str], netns: str | None = None) -> None:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise IsolationError(f"no network namespace {netns!r} ({path}); create it with "
-                                 f"'ip netns add {netns}'") from None
+            raise IsolationError(f"no network namespace {netns!r} ({path}); 'taucg run "
+                                 f"--netns {netns}' creates it, or 'ip netns add {netns}'"
+                                 ) from None
         try:
             _check(lib.tau_setns(fd, lib.CLONE_NEWNET), f"joining network namespace {netns}")
         finally:

@@ -84,6 +84,23 @@ def apply_priority(pid: int, prio: Priority) -> list[str]:
     return failed
 
 
+def pin(pid: int, cpus: Iterable[int]) -> int:
+    """sched_setaffinity on every thread of a process; returns threads pinned."""
+    wanted = set(cpus)
+    done = 0
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except FileNotFoundError:
+        return 0
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, wanted)
+            done += 1
+        except (ProcessLookupError, PermissionError):
+            continue
+    return done
+
+
 # --------------------------------------------------------------- tiers ---
 
 

@@ -88,6 +88,17 @@ def _tier_row(spec: SliceSpec, cg: Any, a: CgroupSample | None, b: CgroupSample,
     return row, data
 
 
+def zombies_by_tier(sampler: Sampler) -> dict[str, int]:
+    from taucg.procs import find_zombies, tier_of
+
+    counts: dict[str, int] = {}
+    for z in find_zombies(sampler.processes()):
+        tier = tier_of(cgroupfs.pid_cgroup(z.pid))
+        if tier is not None:
+            counts[tier] = counts.get(tier, 0) + 1
+    return counts
+
+
 def collect(cfg: Config, interval: float) -> StatusReport:
     machine = Machine.probe()
     specs = slice_specs(cfg, machine.total_memory)
@@ -96,6 +107,7 @@ def collect(cfg: Config, interval: float) -> StatusReport:
         first = sampler.cgroups([str(p) for p in paths])
         time.sleep(interval)
         second = sampler.cgroups([str(p) for p in paths])
+        zombies = zombies_by_tier(sampler)
     drift = verify(cfg, machine) if machine.controllers else []
     report = StatusReport(data={"tiers": {}, "cgroup_v2": bool(machine.controllers)})
     for spec, cg, a, b in zip(specs, paths, first, second, strict=True):
@@ -104,12 +116,15 @@ def collect(cfg: Config, interval: float) -> StatusReport:
             why = ("no cgroup v2 hierarchy here" if not machine.controllers
                    else "slice not started: run 'taucg apply'")
             report.rows.append([spec.tier or "(all tiers)", "not applied", "-", "-", "-", "-",
-                                "-", "-", why])
+                                "-", "-", "-", why])
             report.data["tiers"][key] = {"unit": spec.unit, "applied": False,
                                          "cgroup": str(cg), "reason": why,
                                          "configured": dict(spec.directives)}
             continue
         row, data = _tier_row(spec, cg, a, b, drift)
+        count = sum(zombies.values()) if spec.tier is None else zombies.get(spec.tier, 0)
+        row.insert(8, str(count))
+        data["zombies"] = count
         report.rows.append(row)
         report.data["tiers"][key] = data
     return report

@@ -59,3 +59,22 @@ def test_missing_command_and_netns_are_clear_errors() -> None:
     assert r.returncode == 126
     assert "no network namespace 'taucg-no-such-ns'" in r.stderr
     assert "ip netns add" in r.stderr
+
+
+def test_named_netns_gets_a_veth_pair() -> None:
+    from taucg.isolation import ensure_netns, remove_netns, veth_name
+
+    name = f"taucg-t{os.getpid()}"
+    try:
+        assert ensure_netns(name) is True
+        assert ensure_netns(name) is False  # already there: reused
+        r = run("--netns", name, "--", sys.executable, "-c",
+                "import socket; print(sorted(n for _, n in socket.if_nameindex()))")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "['eth0', 'lo']"
+        import socket
+
+        assert veth_name(name) in {n for _, n in socket.if_nameindex()}
+    finally:
+        remove_netns(name)
+    assert not os.path.exists(f"/run/netns/{name}")

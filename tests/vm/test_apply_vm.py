@@ -310,4 +310,5 @@ def test_status_shows_members_and_limits(systemd: BlockingSystemd, units: Units)
     assert high["effective"]["cpu.weight"] == "400"
     assert high["configured"]["CPUWeight"] == "400"
     assert high["drift"] == []
+    assert high["zombies"] == 0
     assert data["tiers"]["all"]["applied"] is True

@@ -192,3 +192,22 @@ def test_burst_of_execs_is_placed(follower: subprocess.Popen[str], units: Units,
     q = statistics.quantiles(latencies, n=100)
     report(f"\nBENCH {n} execs spawned in {spawn_s:.2f} s ({n / spawn_s:.0f}/s); "
            f"exec -> placed latency p50 {q[49]:.0f} ms, p99 {q[98]:.0f} ms (VM, emulated)")
+
+
+def test_rule_pins_a_service_process_that_stays_in_its_unit(
+        systemd: BlockingSystemd, units: Units, tmp_path: Path) -> None:
+    exe = tmp_path / "taucg-pin"
+    shutil.copy2("/bin/sleep", exe)
+    conf = tmp_path / "pin.toml"
+    conf.write_text('[[rules]]\ncomm = "taucg-pin"\ntier = "high"\nallowed_cpus = "1"\n')
+    svc = units.name("pinned")
+    systemd.start_transient(svc, {"Description": "taucg test: pinned service",
+                                  "ExecStart": [(str(exe), [str(exe), "600"], False)]})
+    pid = systemd.get_property(svc, "MainPID", "org.freedesktop.systemd1.Service")
+    r = taucg("classify", "--config", str(conf))
+    assert f"pinned (stays in its service) {pid} (taucg-pin) in high" in r.stdout
+    assert sorted(os.sched_getaffinity(pid)) == [1]
+    assert cgroup_of(pid).endswith(f"/{svc}")  # not moved out of its service
+    why = taucg("processes", "--why", str(pid), "--config", str(conf)).stdout
+    assert "rule 1 matched" in why
+    assert "a service stays in its unit" in why
