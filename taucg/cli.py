@@ -30,6 +30,7 @@ from taucg.config import (
 from taucg.config import (
     load as load_config,
 )
+from taucg.logs import audit
 from taucg.render import FORMATS, emit, resolve_format
 
 
@@ -229,6 +230,20 @@ def _print_plan(plan: Any, fmt: str) -> None:
         click.echo(f"note    {note}")
 
 
+def _audit_plan(cfg: Any, plan: Any, result: Any) -> None:
+    for f in plan.files:
+        audit(cfg.logging, f"apply {f.action}", str(f.path),
+              before="absent" if f.before is None else "present",
+              after="absent" if f.after is None else "written", config=cfg.file)
+    for p in plan.properties:
+        audit(cfg.logging, "apply set-property", p.unit, before={p.name: p.before},
+              after={p.name: p.after}, config=cfg.file)
+    for unit in result.started:
+        audit(cfg.logging, "apply start", unit, before="inactive", after="active")
+    for unit in result.restarted:
+        audit(cfg.logging, "apply restart-moved", unit, after="restarted into its tier")
+
+
 @cli.command("apply")
 @click.option("--dry-run", is_flag=True,
               help=f"print the plan and exit: 0 if nothing would change, {DRY_RUN_CHANGES} if "
@@ -278,7 +293,13 @@ def apply_cmd(dry_run: bool, restart_moved: bool, unit_dir: Path, fmt: str,
                 if resolve_format(fmt) != "json":
                     _print_plan(plan, fmt)
                 if plan.changed or (restart_moved and any(m.active for m in plan.moves)):
-                    result = await ap.execute(plan, client, restart_moved)
+                    try:
+                        result = await ap.execute(plan, client, restart_moved)
+                    except ap.ApplyError as exc:
+                        audit(cfg.logging, "apply", str(unit_dir), result=f"failed: {exc}",
+                              config=cfg.file)
+                        raise
+                    _audit_plan(cfg, plan, result)
                     summary = (f"applied: {result.files_written} file(s), "
                                f"{result.properties_set} propert(ies), started "
                                f"{len(result.started)} slice(s), restarted "
@@ -463,6 +484,8 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
                      "pinned": str(cpus)}
             if not dry_run:
                 entry["threads_pinned"] = pin(pid, cpus.cpus)
+                audit(cfg.logging, "pin", f"{pid} ({f.comm})", after=f"CPUs {cpus}",
+                      rule=verdict.rule.label(), unit=f.unit)
             return entry
         entry = {"pid": pid, "comm": f.comm, "tier": verdict.tier,
                  "rule": verdict.rule.label(), "placed": False}
@@ -478,6 +501,8 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
             entry["error"] = str(exc)
             return entry
         entry.update(placed=True, scope=placed.scope)
+        audit(cfg.logging, "place", f"{pid} ({f.comm})", before=f.cgroup,
+              after=f"{placed.scope} in {verdict.tier}", rule=verdict.rule.label())
         if since is not None:
             # The event's kernel timestamp is CLOCK_MONOTONIC, as time.monotonic().
             entry["latency_ms"] = round((time.monotonic() - since) * 1000, 1)
@@ -605,11 +630,13 @@ def run_cmd(tier: str, isolate: str | None, netns: str | None, memory: str | Non
     child = subprocess.Popen(argv, pass_fds=[read_fd])
     os.close(read_fd)
 
+    run_scope = scope_name(tier, os.path.basename(command[0]), child.pid, "taucg-run")
+
     async def scope() -> None:
         client = await _connect(required=True)
         try:
             await client.start_transient(
-                scope_name(tier, os.path.basename(command[0]), child.pid, "taucg-run"),
+                run_scope,
                 {"Description": f"taucg run: {' '.join(command)[:200]}",
                  "Slice": slice_name(tier), "PIDs": [child.pid], **limits}, mode="fail")
         finally:
@@ -627,6 +654,8 @@ def run_cmd(tier: str, isolate: str | None, netns: str | None, memory: str | Non
         raise
     os.write(write_fd, b"g")
     os.close(write_fd)
+    audit(cfg.logging, "run", run_scope, after={"command": list(command), "tier": tier,
+                                                "namespaces": sorted(names), **limits})
     while True:
         try:
             rc = child.wait()

@@ -151,6 +151,7 @@ class HealthChecking:
 class Logging:
     log_level: str = opt("info", "choice", choices=LOG_LEVELS)
     log_file_path: str = opt("/var/log/tau/monitor.log", "path")
+    audit_log_path: str = opt("/var/log/tau/audit.log", "path")  # our addition
     max_log_size_mb: int = opt(100, "int", 1, 1 << 20)
     log_rotation: bool = opt(True, "bool")
     structured_logging: bool = opt(True, "bool")

@@ -73,6 +73,25 @@ def applied_default(systemd: BlockingSystemd, report: Callable[[str], None]
     systemd.stop("tau.slice")
 
 
+AUDIT = Path("/var/log/tau/audit.log")
+
+
+def audit_records() -> list[dict[str, object]]:
+    return [json.loads(line) for line in AUDIT.read_text().splitlines()] if AUDIT.exists() \
+        else []
+
+
+def test_apply_is_audited() -> None:
+    records = audit_records()
+    actions = {(r["action"], r["target"]) for r in records}
+    assert ("apply start", "tau-low.slice") in actions
+    assert ("apply create", str(UNIT_DIR / "tau-critical.slice")) in actions
+    prop = next(r for r in records if r["action"] == "apply set-property"
+                and r["target"] == "tau-low.slice" and "CPUWeight" in r["after"])  # type: ignore[operator]
+    assert prop["after"] == {"CPUWeight": "30"}
+    assert prop["who"] == "root (uid 0)"
+
+
 def test_default_config_reaches_every_tier() -> None:
     weights = {"critical": "1000", "high": "400", "normal": "100", "low": "30",
                "background": "10"}
@@ -96,6 +115,7 @@ def test_default_config_reaches_every_tier() -> None:
 
 def test_second_apply_changes_nothing(report: Callable[[str], None]) -> None:
     before = {p: p.stat().st_mtime_ns for p in unit_files()}
+    audited = len(audit_records())
     control = Path("/run/systemd/system.control")
     control_before = {p: p.stat().st_mtime_ns for p in control.rglob("*.conf")}
     t0 = time.monotonic()
@@ -109,6 +129,7 @@ def test_second_apply_changes_nothing(report: Callable[[str], None]) -> None:
     assert {p: p.stat().st_mtime_ns for p in unit_files()} == before
     # SetUnitProperties(runtime) writes these drop-ins; none was touched.
     assert {p: p.stat().st_mtime_ns for p in control.rglob("*.conf")} == control_before
+    assert len(audit_records()) == audited  # nothing changed, nothing to audit
     dry = taucg("apply", "--dry-run", check=False)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "nothing would change" in dry.stdout
