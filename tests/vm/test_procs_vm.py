@@ -97,11 +97,16 @@ def test_rule_places_a_process_into_its_tier_scope(follower: subprocess.Popen[st
         assert (scope / "cpu.max").read_text().strip() == "50000 100000"
         assert int(Path(f"/proc/{p.pid}/oom_score_adj").read_text()) == 300
         assert os.getpriority(os.PRIO_PROCESS, p.pid) == 10
-        audit = [json.loads(line) for line in
-                 Path("/var/log/tau/audit.log").read_text().splitlines()]
-        placed = [r for r in audit if r["action"] == "place"
-                  and r["target"] == f"{p.pid} (taucg-prey)"]
-        assert placed and placed[0]["after"] == f"{scope.name} in low"
+
+        def audited() -> list[dict[str, str]]:
+            log = Path("/var/log/tau/audit.log")
+            records = [json.loads(line) for line in log.read_text().splitlines()] \
+                if log.exists() else []
+            return [r for r in records if r["action"] == "place"
+                    and r["target"] == f"{p.pid} (taucg-prey)"]
+
+        placed = wait_for(audited, 30, "the placement's audit record")
+        assert placed[0]["after"] == f"{scope.name} in low"
         assert placed[0]["rule"] == "rule 1 (prey)"
     finally:
         p.kill()
