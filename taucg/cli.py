@@ -665,6 +665,46 @@ def run_cmd(tier: str, isolate: str | None, netns: str | None, memory: str | Non
     raise click.exceptions.Exit(rc if rc >= 0 else 128 - rc)
 
 
+# ---------------------------------------------------------------- health ---
+
+
+def _show_health(health: Any, detailed: bool, fmt: str) -> None:
+    kind = resolve_format(fmt)
+    if kind == "json":
+        click.echo(json.dumps(health.to_dict(), indent=2))
+        return
+    verdict = "healthy" if health.healthy else f"ALERT: below the threshold {health.threshold:g}"
+    rows = []
+    for c in health.checks:
+        score = "n/a" if c.score is None else f"{c.score:.2f}"
+        row = [c.name, score, f"{health.weights.get(c.name, 0):g}", c.value]
+        if detailed:
+            row.append(c.detail)
+        rows.append(row)
+    headers = ["CHECK", "SCORE", "WEIGHT", "VALUE"] + (["DETAIL"] if detailed else [])
+    emit(kind, headers, rows, health.to_dict(),
+         title=f"health {health.score:.2f} ({verdict})")
+    if kind != "table":
+        click.echo(f"score\t{health.score:.3f}\t{verdict}")
+    for rec in health.recommendations():
+        click.echo(f"recommendation: {rec}")
+
+
+@cli.command("health")
+@click.option("--detailed", is_flag=True, help="show what each check looked at")
+@format_option
+@config_option
+def health_cmd(detailed: bool, fmt: str, config_path: str | None) -> None:
+    """A 0.0-1.0 health score from weighted checks, with recommendations.
+
+    Exit 0 when the score is at or above health_score_threshold, 1 below."""
+    from taucg.health import evaluate
+
+    health = evaluate(load_config(config_path))
+    _show_health(health, detailed, fmt)
+    raise click.exceptions.Exit(0 if health.healthy else 1)
+
+
 # ------------------------------------------------------------ entry points ---
 
 
@@ -680,13 +720,32 @@ def main() -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tau-monitor")
-def tau_monitor(**_: Any) -> None:
+@click.option("--check", is_flag=True,
+              help="run one health check; exit 0 if healthy, 1 below the threshold")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
+def tau_monitor(check: bool, config_path: str | None) -> None:
     """tau-monitor: the taucg daemon's compatible name.
 
-    The daemon modes (--foreground, --daemon, --check) arrive with the daemon;
-    until then this name only answers --version and --help.
+    --check runs one health check and answers with its exit code. The daemon
+    modes (--foreground, --daemon) arrive with the daemon; until then they
+    are not offered.
     """
-    raise click.UsageError("no daemon mode is available in this build; see 'tau-monitor --help'")
+    if not check:
+        raise click.UsageError("no daemon mode is available in this build; "
+                               "use --check, or see 'tau-monitor --help'")
+    from taucg.health import evaluate
+
+    try:
+        health = evaluate(load_config(config_path))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"tau-monitor: {problem}", err=True)
+        raise click.exceptions.Exit(2) from None
+    verdict = "healthy" if health.healthy else "unhealthy"
+    click.echo(f"health {health.score:.2f} ({verdict}, threshold {health.threshold:g})")
+    for rec in health.recommendations():
+        click.echo(f"recommendation: {rec}")
+    raise click.exceptions.Exit(0 if health.healthy else 1)
 
 
 def tau_monitor_main() -> None:

@@ -43,6 +43,10 @@ STRATEGIES = (
     "notify_admin",
 )
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+HEALTH_WEIGHTS = MappingProxyType({
+    "cpu_usage": 0.15, "memory_usage": 0.2, "disk_usage": 0.15,
+    "network_connectivity": 0.1, "temperature": 0.1, "pressure": 0.1, "services": 0.2,
+})
 SYSTEM_CHECKS = (
     "cpu_usage",
     "memory_usage",
@@ -145,6 +149,9 @@ class HealthChecking:
     alert_on_failure: bool = opt(True, "bool")
     auto_restart_failed_services: bool = opt(True, "bool")
     health_score_threshold: float = opt(0.7, "float", 0.0, 1.0)
+    # Our addition: each check's weight in the score (relative; need not sum to 1).
+    weights: Mapping[str, float] = opt(HEALTH_WEIGHTS, "weights",
+                                       choices=tuple(HEALTH_WEIGHTS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +385,17 @@ def _convert_scalar(check: Check, value: Any) -> Any:
         if isinstance(value, str) and not value:
             raise ValueError("expected a user name or a numeric uid, got an empty string")
         return value
+    if kind == "weights":
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a table of weights, got {_type_name(value)}")
+        weights: dict[str, float] = {}
+        for name, w in value.items():
+            if name not in check.choices:
+                raise ValueError(f"weight for {_choice_message(name, check.choices)}")
+            if isinstance(w, bool) or not isinstance(w, int | float) or w < 0:
+                raise ValueError(f"the weight of {name} must be a number >= 0, got {w!r}")
+            weights[name] = float(w)
+        return MappingProxyType(weights)
     if kind in ("units", "choices"):
         if not isinstance(value, list):
             raise ValueError(f"expected an array of strings, got {_type_name(value)}")

@@ -1,0 +1,56 @@
+"""Health checks on this machine, through the real commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from taucg.config import loads
+from taucg.health import check_memory
+from taucg.sampler import Sampler
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "taucg.cli", *args], capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_memory_check_agrees_with_psutil() -> None:
+    result = check_memory(Sampler().system(), 85.0)
+    ours = float(result.value.rstrip("%"))
+    theirs = 100.0 * (psutil.virtual_memory().total - psutil.virtual_memory().available) \
+        / psutil.virtual_memory().total
+    assert abs(ours - theirs) < 2.0
+
+
+def test_health_json_names_every_configured_check() -> None:
+    r = run("health", "--format", "json")
+    assert r.returncode in (0, 1), r.stderr
+    data = json.loads(r.stdout)
+    names = [c["name"] for c in data["checks"]]
+    assert names == ["cpu_usage", "memory_usage", "disk_usage", "network_connectivity",
+                     "services"]
+    assert 0.0 <= data["score"] <= 1.0
+    assert data["healthy"] == (r.returncode == 0)
+
+
+def test_unhealthy_exits_1_with_a_recommendation_naming_the_metric(tmp_path: Path) -> None:
+    cfg = tmp_path / "strict.toml"
+    cfg.write_text("[resource_monitoring]\nmemory_threshold_percent = 0.0\n"
+                   "[health_checking]\nhealth_score_threshold = 1.0\n"
+                   'system_health_checks = ["memory_usage"]\nservice_health_checks = []\n')
+    assert loads(cfg.read_text()).health_checking.health_score_threshold == 1.0
+    r = run("health", "--config", str(cfg))
+    assert r.returncode == 1
+    assert "recommendation: memory_usage at" in r.stdout
+    assert "is above 0%" in r.stdout
+    check = subprocess.run([sys.executable, "-c",
+                            "from taucg.cli import tau_monitor_main; tau_monitor_main()",
+                            "--check", "--config", str(cfg)],
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert check.returncode == 1
+    assert "unhealthy" in check.stdout
