@@ -128,6 +128,8 @@ class CrashRecovery:
     critical_processes: tuple[str, ...] = opt(
         ("tau-session", "tau-powerd", "tau-inputd", "tau-displaysvc"), "units"
     )
+    # Our addition: where the crash history lives.
+    state_directory: str = opt("/var/lib/taucg", "path")
 
     @property
     def critical_units(self) -> tuple[str, ...]:
@@ -227,6 +229,16 @@ def _check_service_key(name: str) -> str | None:
 @dataclass(frozen=True, slots=True)
 class RecoveryConfig:
     default_strategy: str = opt("restart_with_backoff", "choice", choices=STRATEGIES)
+    # Escalation order after max_attempts within window_seconds.
+    chain: tuple[str, ...] = opt(STRATEGIES, "choices", choices=STRATEGIES)
+    window_seconds: float = opt(600.0, "float", 1, 7 * 86400)
+    stable_seconds: float = opt(300.0, "float", 0, 7 * 86400)
+    # A unit with its own Restart=: "defer" lets systemd restart it and only
+    # records the crash; "take_over" turns its Restart= off and recovers it.
+    systemd_restart: str = opt("defer", "choice", choices=("defer", "take_over"))
+    safe_mode: str = opt("freeze", "choice", choices=("freeze", "isolate"))
+    safe_mode_target: str = opt("rescue.target", "unitname")
+    notify_command: str | None = opt(None, "str")
     services: Mapping[str, RecoveryService] = opt(
         MappingProxyType({}), "table_of", cls=RecoveryService
     )

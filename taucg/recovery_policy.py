@@ -1,14 +1,15 @@
 """Recovery decisions, without I/O: what to do about a unit's failure given
 its policy and what happened before.
 
-Strategies, in escalation order (the default chain):
+Strategies, in escalation order (the default [recovery] chain):
 
     restart -> restart_with_delay -> restart_with_backoff
             -> fallback_to_safe_mode -> notify_admin
 
 A unit starts at its configured strategy. After ``max_attempts`` failures
-within ``window_seconds`` it escalates to the next one; notify_admin is
-the end of the chain and repeats (never silent). Once a unit has stayed up
+within ``window_seconds`` it escalates to the next one in the chain (from a
+strategy not in the chain, to the chain's first); the chain's last entry
+repeats. Once a unit has stayed up
 for ``stable_seconds`` its attempts reset and it returns to its configured
 strategy, unlike systemd's RestartSteps, which never resets
 (systemd issue #43813).
@@ -23,9 +24,7 @@ from dataclasses import dataclass, field
 from taucg.config import STRATEGIES, Config
 from taucg.values import unit_name
 
-CHAIN = STRATEGIES  # config.STRATEGIES is listed in escalation order
-DEFAULT_STABLE_SECONDS = 300.0
-DEFAULT_WINDOW_SECONDS = 600.0
+DEFAULT_CHAIN = STRATEGIES  # config.STRATEGIES is listed in escalation order
 DEFAULT_JITTER = 0.1
 
 
@@ -38,8 +37,9 @@ class RecoveryPolicy:
     max_delay_seconds: float
     backoff_multiplier: float
     timeout_seconds: float
-    stable_seconds: float = DEFAULT_STABLE_SECONDS
-    window_seconds: float = DEFAULT_WINDOW_SECONDS
+    stable_seconds: float = 300.0
+    window_seconds: float = 600.0
+    chain: tuple[str, ...] = DEFAULT_CHAIN
     jitter: float = DEFAULT_JITTER
 
     @classmethod
@@ -60,7 +60,17 @@ class RecoveryPolicy:
             max_delay_seconds=svc.max_delay_seconds,
             backoff_multiplier=svc.backoff_multiplier,
             timeout_seconds=float(base.recovery_timeout_seconds),
+            stable_seconds=cfg.recovery.stable_seconds,
+            window_seconds=cfg.recovery.window_seconds,
+            chain=cfg.recovery.chain,
         )
+
+    def next_strategy(self, current: str) -> str:
+        chain = self.chain
+        if current not in chain:
+            return chain[0] if chain else current
+        i = chain.index(current)
+        return chain[i + 1] if i + 1 < len(chain) else current
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +114,10 @@ class UnitRecovery:
         window = self.policy.window_seconds
         self.failures = [t for t in self.failures if now - t < window]
         escalated_from = None
-        if len(self.failures) >= self.policy.max_attempts and self.strategy != CHAIN[-1]:
+        following = self.policy.next_strategy(self.strategy)
+        if len(self.failures) >= self.policy.max_attempts and following != self.strategy:
             escalated_from = self.strategy
-            self.strategy = CHAIN[CHAIN.index(self.strategy) + 1]
+            self.strategy = following
             self.failures = []
         self.failures.append(now)
         attempt = len(self.failures)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from taucg.config import loads
-from taucg.recovery_policy import CHAIN, RecoveryPolicy, UnitRecovery
+from taucg.recovery_policy import DEFAULT_CHAIN, RecoveryPolicy, UnitRecovery
 
 CFG = loads("""
 [crash_recovery]
@@ -48,7 +48,7 @@ def test_escalation_follows_the_chain_and_ends_at_notify() -> None:
     assert strategies[:3] == ["restart"] * 3
     assert seen[3].escalated_from == "restart" and seen[3].strategy == "restart_with_delay"
     order = list(dict.fromkeys(strategies))
-    assert order == list(CHAIN)
+    assert order == list(DEFAULT_CHAIN)
     assert strategies[-1] == "notify_admin" and seen[-1].attempt >= 3  # repeats, never silent
 
 
@@ -69,3 +69,13 @@ def test_failures_outside_the_window_do_not_count() -> None:
     r.on_failure(1.0)
     d = r.on_failure(700.0)  # the first two are older than the 600 s window
     assert (d.strategy, d.attempt) == ("restart", 1)
+
+
+def test_a_configured_chain() -> None:
+    cfg = loads('[crash_recovery]\nmax_recovery_attempts = 2\n[recovery]\n'
+                'default_strategy = "restart"\n'
+                'chain = ["restart", "fallback_to_safe_mode", "notify_admin"]\n')
+    r = UnitRecovery(RecoveryPolicy.from_config(cfg, "x"))
+    assert [r.on_failure(float(t)).strategy for t in range(7)] == [
+        "restart", "restart", "fallback_to_safe_mode", "fallback_to_safe_mode",
+        "notify_admin", "notify_admin", "notify_admin"]
