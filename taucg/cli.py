@@ -705,6 +705,107 @@ def health_cmd(detailed: bool, fmt: str, config_path: str | None) -> None:
     raise click.exceptions.Exit(0 if health.healthy else 1)
 
 
+# -------------------------------------------------------------- recovery ---
+
+
+@cli.group("recovery", invoke_without_command=True)
+@click.option("--history", "show_history", is_flag=True,
+              help="crash history: counts per unit, MTBF, last failure")
+@click.option("--unit", default=None, help="only this unit (with --history)")
+@click.option("--watch", is_flag=True,
+              help="run the recovery watcher in the foreground until interrupted")
+@format_option
+@config_option
+@click.pass_context
+def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None, watch: bool,
+                 fmt: str, config_path: str | None) -> None:
+    """Critical units, their recovery policy and whether systemd or taucg restarts them."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from taucg import recovery as rec
+    from taucg.store import History, StoreError
+    from taucg.values import unit_name
+
+    cfg = load_config(config_path)
+    if show_history:
+        path = rec.history_path(cfg)
+        if not path.exists():
+            click.echo(f"no crash history yet ({path})")
+            return
+        try:
+            history = History(path)
+        except StoreError as exc:
+            raise UserError(str(exc)) from None
+        wanted = unit_name(unit) if unit else None
+        stats = history.stats(wanted)
+        events = history.events(wanted, limit=50)
+        data = {"units": [{
+            "unit": s.unit, "failures": s.failures, "first": s.first, "last": s.last,
+            "last_result": s.last_result, "mtbf_seconds": s.mtbf_seconds} for s in stats],
+            "events": [{"time": e.time, "unit": e.unit, "result": e.result,
+                        "exit_code": e.exit_code, "signal": e.signal, "attempt": e.attempt,
+                        "action": e.action, "delay": e.delay, "outcome": e.outcome}
+                       for e in events]}
+        rows = [[s.unit, str(s.failures),
+                 "-" if s.mtbf_seconds is None else f"{s.mtbf_seconds:.0f}s",
+                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.last)), s.last_result]
+                for s in stats]
+        emit(fmt, ["UNIT", "FAILURES", "MTBF", "LAST FAILURE", "LAST RESULT"], rows, data,
+             title="crash history")
+        return
+    if watch:
+        if os.geteuid() != 0:
+            raise UserError("the recovery watcher restarts units; run it as root")
+
+        async def watch_forever() -> None:
+            from taucg.store import History
+
+            client = await _connect(required=True)
+            history = History(rec.history_path(cfg))
+            watcher = rec.Recovery(cfg, client, history,
+                                   log=lambda m: click.echo(f"recovery: {m}", err=True))
+            click.echo(f"recovery: watching {', '.join(watcher.units)}", err=True)
+            try:
+                await watcher.run()
+            finally:
+                await client.close()
+
+        with contextlib.suppress(KeyboardInterrupt):
+            _run_async(watch_forever())
+        return
+
+    async def overview() -> list[dict[str, Any]]:
+        client = await _connect(required=False)
+        try:
+            return await rec.unit_overview(cfg, client)
+        finally:
+            if client is not None:
+                await client.close()
+
+    units = _run_async(overview())
+    rows = [[u["unit"], str(u.get("state", "?")), u["strategy"], str(u["max_attempts"]),
+             str(u.get("systemd_restart", "-")), str(u.get("handled_by", "-"))] for u in units]
+    emit(fmt, ["UNIT", "STATE", "STRATEGY", "ATTEMPTS", "RESTART=", "RESTARTED BY"], rows,
+         {"units": units, "chain": list(cfg.recovery.chain),
+          "systemd_restart": cfg.recovery.systemd_restart}, title="recovery")
+
+
+@recovery_cmd.command("leave-safe-mode")
+def leave_safe_mode_cmd() -> None:
+    """Thaw the Low and Background tiers frozen by safe mode."""
+    from taucg.recovery import leave_safe_mode
+
+    async def run() -> list[str]:
+        client = await _connect(required=True)
+        try:
+            return await leave_safe_mode(client)
+        finally:
+            await client.close()
+
+    thawed = _run_async(run())
+    click.echo(f"thawed: {', '.join(thawed) or 'nothing was frozen'}")
+
+
 # ------------------------------------------------------------ entry points ---
 
 

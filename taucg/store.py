@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS crashes (
     signal INTEGER,
     attempt INTEGER NOT NULL,
     action TEXT NOT NULL,
+    delay REAL NOT NULL DEFAULT 0,
     outcome TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS crashes_unit_time ON crashes (unit, time);
@@ -45,6 +46,7 @@ class CrashEvent:
     attempt: int
     action: str  # the strategy acted on: restart, restart_with_delay, ...
     outcome: str  # pending, restarted, failed, timeout, ...
+    delay: float = 0.0  # seconds waited before acting
     id: int | None = None
 
 
@@ -96,9 +98,9 @@ class History:
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO crashes (time, unit, result, exit_code, signal, attempt, action,"
-                " outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " outcome, delay) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (e.time, e.unit, e.result, e.exit_code, e.signal, e.attempt, e.action,
-                 e.outcome))
+                 e.outcome, e.delay))
             self._prune(db, e.time)
             return int(cur.lastrowid or 0)
 
@@ -114,8 +116,8 @@ class History:
     def events(self, unit: str | None = None, since: float | None = None,
                limit: int | None = None) -> list[CrashEvent]:
         """Oldest first; with a limit, the newest ``limit`` events."""
-        sql = ("SELECT time, unit, result, exit_code, signal, attempt, action, outcome, id "
-               "FROM crashes WHERE 1=1")
+        sql = ("SELECT time, unit, result, exit_code, signal, attempt, action, outcome, delay,"
+               " id FROM crashes WHERE 1=1")
         args: list[object] = []
         if unit is not None:
             sql += " AND unit = ?"

@@ -321,6 +321,13 @@ class Systemd:
         await self._call("ResetFailedUnit", name, member="ResetFailedUnit", signature="s",
                          body=[name])
 
+    async def freeze(self, name: str) -> None:
+        """FreezeUnit: systemd writes the unit's cgroup.freeze and waits for it."""
+        await self._call("FreezeUnit", name, member="FreezeUnit", signature="s", body=[name])
+
+    async def thaw(self, name: str) -> None:
+        await self._call("ThawUnit", name, member="ThawUnit", signature="s", body=[name])
+
     async def kill_unit(self, name: str, signal: int, whom: str = "all") -> None:
         await self._call("KillUnit", name, member="KillUnit", signature="ssi",
                          body=[name, whom, signal])

@@ -1,0 +1,255 @@
+"""Crash recovery through systemd's D-Bus API.
+
+Event-driven: after Subscribe, PropertiesChanged signals of the watched
+units' objects say when one fails; no polling loop. Each failure goes to
+the unit's UnitRecovery (recovery_policy.py) for a decision, the decision
+is carried out over D-Bus, and the crash, the action and its outcome land
+in the history (store.py). After the bus comes back, every watched unit is
+rescanned, so a failure during the outage is not missed.
+
+Units with their own Restart=: with [recovery] systemd_restart = "defer"
+(the default) systemd restarts them and taucg only records the crash, so
+the two never race to restart the same unit; with "take_over" taucg sets
+Restart=no on them at runtime and recovers them itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from taucg.config import TIER_NAMES, Config
+from taucg.recovery_policy import Decision, RecoveryPolicy, UnitRecovery
+from taucg.store import CrashEvent, History
+from taucg.systemd import SERVICE, UNIT, Systemd, SystemdError, unit_path
+from taucg.tiers import slice_name
+from taucg.values import unit_name
+
+SAFE_MODE_FROZEN = tuple(slice_name(t) for t in TIER_NAMES[3:])  # low, background
+# The Results that mean a crash (systemd.exec(5) / org.freedesktop.systemd1(5)).
+CRASH_RESULTS = {"exit-code", "signal", "core-dump", "oom-kill", "watchdog", "timeout",
+                 "start-limit-hit", "resources", "protocol"}
+
+
+def watched_units(cfg: Config) -> list[str]:
+    units = [unit_name(u) for u in cfg.crash_recovery.critical_processes]
+    units += [unit_name(u) for u in cfg.recovery.services]
+    return list(dict.fromkeys(units))
+
+
+def history_path(cfg: Config) -> Path:
+    return Path(cfg.crash_recovery.state_directory) / "history.db"
+
+
+def notify_admin(unit: str, message: str, fields: dict[str, Any], command: str | None) -> str:
+    """A journal entry at crit priority with structured fields, and the
+    configured command if any. Returns how the admin was told."""
+    told = []
+    try:
+        from systemd import journal
+
+        journal.send(message, PRIORITY=journal.LOG_CRIT, SYSLOG_IDENTIFIER="taucg",
+                     TAUCG_UNIT=unit, **{f"TAUCG_{k.upper()}": str(v) for k, v in fields.items()})
+        told.append("journal")
+    except Exception as exc:
+        told.append(f"journal unavailable ({exc})")
+    if command:
+        env = {**os.environ, "TAUCG_UNIT": unit, "TAUCG_MESSAGE": message,
+               **{f"TAUCG_{k.upper()}": str(v) for k, v in fields.items()}}
+        try:
+            rc = subprocess.run(["/bin/sh", "-c", command], env=env, timeout=60,
+                                check=False).returncode
+            told.append(f"command exit {rc}")
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            told.append(f"command failed ({exc})")
+    if not told or all("unavailable" in t for t in told):
+        # Last resort, so a notification is never silent.
+        print(f"taucg: CRITICAL: {message}", flush=True)
+        told.append("stdout")
+    return ", ".join(told)
+
+
+@dataclass(slots=True)
+class Outcome:
+    decision: Decision
+    result: str
+    outcome: str
+
+
+class Recovery:
+    def __init__(self, cfg: Config, client: Systemd, history: History,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 log: Callable[[str], None] = lambda _m: None) -> None:
+        self.cfg = cfg
+        self.client = client
+        self.history = history
+        self.sleep = sleep
+        self.log = log
+        self.units = watched_units(cfg)
+        self.trackers = {u: UnitRecovery(RecoveryPolicy.from_config(cfg, u)) for u in self.units}
+        self._paths = {unit_path(u): u for u in self.units}
+        self._busy: set[str] = set()
+        self.safe_mode = False
+        self.outcomes: list[tuple[str, Outcome]] = []
+
+    async def run(self) -> None:
+        """Watches until cancelled."""
+        await self.client.subscribe()
+        await self.rescan()
+        async for sig in self.client.signals():
+            if sig.member != "PropertiesChanged" or sig.path not in self._paths:
+                continue
+            interface, changed = sig.body[0], sig.body[1]
+            if interface == UNIT and "ActiveState" in changed:
+                await self.on_state(self._paths[sig.path], str(changed["ActiveState"]))
+
+    async def rescan(self) -> None:
+        for unit in self.units:
+            try:
+                props = await self.client.properties(unit)
+            except SystemdError:
+                continue
+            if props.get("LoadState") == "loaded":
+                await self.on_state(unit, str(props.get("ActiveState")))
+
+    async def on_state(self, unit: str, state: str) -> None:
+        tracker = self.trackers[unit]
+        now = time.time()
+        if state == "active":
+            tracker.on_active(now)
+            tracker.maybe_reset(now)
+        elif state == "failed" and unit not in self._busy:
+            self._busy.add(unit)
+            # Acting can take minutes (delays, timeouts); signals keep flowing.
+            asyncio.get_running_loop().create_task(self._recover(unit))
+
+    async def _recover(self, unit: str) -> None:
+        try:
+            while True:
+                out = await self.on_failure(unit)
+                if out is None:
+                    return
+                self.outcomes.append((unit, out))
+                # A restart that failed again is the next attempt; signals
+                # that arrived meanwhile were ignored while this unit was busy.
+                state = await self.client.get_property(unit, "ActiveState")
+                if out.decision.strategy == "notify_admin" or state != "failed":
+                    return
+        except Exception as exc:
+            self.log(f"recovery of {unit} failed: {exc}")
+        finally:
+            self._busy.discard(unit)
+
+    async def on_failure(self, unit: str) -> Outcome | None:
+        svc = await self.client.properties(unit, SERVICE) if unit.endswith(".service") else {}
+        result = str(svc.get("Result", "unknown"))
+        code, status = int(svc.get("ExecMainCode", 0) or 0), svc.get("ExecMainStatus")
+        # ExecMainCode is a CLD_* code: 1 exited, 2 killed, 3 dumped.
+        exit_code = int(status) if code == 1 and status is not None else None
+        sig = int(status) if code in (2, 3) and status is not None else None
+        now = time.time()
+        own_restart = str(svc.get("Restart", "no"))
+        if own_restart != "no" and self.cfg.recovery.systemd_restart == "defer":
+            self.history.record(CrashEvent(now, unit, result, exit_code, sig, 0,
+                                           "deferred-to-systemd", f"Restart={own_restart}"))
+            return None
+        if own_restart != "no":
+            await self.client.set_properties(unit, {"Restart": "no"}, runtime=True)
+        decision = self.trackers[unit].on_failure(now)
+        row = self.history.record(CrashEvent(now, unit, result, exit_code, sig,
+                                             decision.attempt, decision.strategy, "pending",
+                                             decision.delay))
+        self.log(f"{unit} failed ({result}); attempt {decision.attempt}: {decision.strategy}"
+                 + (f" after {decision.delay:.1f}s" if decision.delay else ""))
+        outcome = await self.act(unit, decision, result)
+        self.history.set_outcome(row, outcome)
+        return Outcome(decision, result, outcome)
+
+    async def act(self, unit: str, d: Decision, result: str) -> str:
+        if d.strategy == "notify_admin":
+            return "notified: " + notify_admin(
+                unit, f"taucg: {unit} keeps failing ({result}); recovery gave up restarting it",
+                {"result": result, "attempt": d.attempt}, self.cfg.recovery.notify_command)
+        if d.strategy == "fallback_to_safe_mode":
+            entered = await self.enter_safe_mode()
+            restarted = await self.restart(unit)
+            return f"safe mode ({entered}); {restarted}"
+        if d.delay:
+            await self.sleep(d.delay)
+        return await self.restart(unit)
+
+    async def restart(self, unit: str) -> str:
+        """RestartUnit, then wait for active up to recovery_timeout_seconds;
+        a unit that does not get there counts as a failed attempt."""
+        timeout = float(self.cfg.crash_recovery.recovery_timeout_seconds)
+        try:
+            await self.client.restart(unit, timeout=timeout)
+        except SystemdError as exc:
+            return f"restart failed: {exc.detail}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = await self.client.get_property(unit, "ActiveState")
+            if state == "active":
+                return "restarted"
+            if state == "failed":
+                return "restarted, failed again"
+            await asyncio.sleep(0.2)
+        return f"timeout: not active within {timeout:g}s"
+
+    async def enter_safe_mode(self) -> str:
+        if self.cfg.recovery.safe_mode == "isolate":
+            target = self.cfg.recovery.safe_mode_target
+            await self.client.start(target, mode="isolate")
+            self.safe_mode = True
+            return f"isolated {target}"
+        frozen = []
+        for slice_unit in SAFE_MODE_FROZEN:
+            try:
+                await self.client.freeze(slice_unit)
+                frozen.append(slice_unit)
+            except SystemdError as exc:
+                self.log(f"cannot freeze {slice_unit}: {exc}")
+        self.safe_mode = True
+        return "froze " + (", ".join(frozen) or "nothing")
+
+
+async def leave_safe_mode(client: Systemd) -> list[str]:
+    thawed = []
+    for slice_unit in SAFE_MODE_FROZEN:
+        try:
+            await client.thaw(slice_unit)
+            thawed.append(slice_unit)
+        except SystemdError:
+            continue
+    return thawed
+
+
+async def unit_overview(cfg: Config, client: Systemd | None) -> list[dict[str, Any]]:
+    """What `taucg recovery` shows per watched unit."""
+    rows = []
+    for unit in watched_units(cfg):
+        policy = RecoveryPolicy.from_config(cfg, unit)
+        row: dict[str, Any] = {"unit": unit, "strategy": policy.strategy,
+                               "max_attempts": policy.max_attempts}
+        if client is not None:
+            try:
+                props = await client.properties(unit)
+                row["state"] = props.get("ActiveState")
+                row["load"] = props.get("LoadState")
+                if props.get("LoadState") == "loaded" and unit.endswith(".service"):
+                    svc = await client.properties(unit, SERVICE)
+                    restart = str(svc.get("Restart", "no"))
+                    row["systemd_restart"] = restart
+                    row["n_restarts"] = svc.get("NRestarts")
+                    row["handled_by"] = ("systemd (taucg defers)" if restart != "no" and
+                                         cfg.recovery.systemd_restart == "defer" else "taucg")
+            except SystemdError as exc:
+                row["error"] = str(exc)
+        rows.append(row)
+    return rows

@@ -1,0 +1,183 @@
+"""Crash recovery against real systemd: real crashes, D-Bus restarts,
+backoff, safe mode through FreezeUnit, and the history rows."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taucg.store import CrashEvent, History
+from taucg.systemd import BlockingSystemd, SystemdError
+
+from .helpers import CGROUP_ROOT, unit_state, wait_for
+
+UNIT_DIR = Path("/etc/systemd/system")
+TAUCG = [sys.executable, "-m", "taucg.cli"]
+CRASHY = "tau-crashy.service"
+OK_MARK = Path("/run/taucg-crashy-ok")
+
+# Crashes with SIGSEGV about a second after it starts, unless OK_MARK exists.
+CRASHY_UNIT = f"""[Service]
+ExecStart=/bin/sh -c 'if [ -e {OK_MARK} ]; then exec sleep infinity; fi; sleep 1; kill -SEGV $$$$'
+"""
+
+
+def taucg(*args: str) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run([*TAUCG, *args], capture_output=True, text=True, timeout=600,
+                       check=False)
+    if r.returncode != 0:
+        pytest.fail(f"taucg {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+@pytest.fixture
+def crashy(systemd: BlockingSystemd) -> Iterator[str]:
+    (UNIT_DIR / CRASHY).write_text(CRASHY_UNIT)
+    OK_MARK.unlink(missing_ok=True)
+    systemd.reload()
+    yield CRASHY
+    OK_MARK.unlink(missing_ok=True)
+    for action in (systemd.stop, systemd.reset_failed):
+        try:
+            action(CRASHY)
+        except Exception:
+            pass
+    (UNIT_DIR / CRASHY).unlink()
+    systemd.reload()
+
+
+def watcher(tmp_path: Path, extra: str) -> tuple[subprocess.Popen[str], Path]:
+    state = tmp_path / "state"
+    cfg = tmp_path / "taucg.toml"
+    cfg.write_text(f'[crash_recovery]\ncritical_processes = ["tau-crashy"]\n'
+                   f'state_directory = "{state}"\nrecovery_timeout_seconds = 60\n{extra}')
+    p = subprocess.Popen([*TAUCG, "recovery", "--watch", "--config", str(cfg)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(15)  # imports and Subscribe under emulation
+    assert p.poll() is None, p.stderr.read() if p.stderr else ""
+    return p, state / "history.db"
+
+
+def rows(db: Path) -> list[CrashEvent]:
+    if not db.exists():
+        return []
+    h = History(db)
+    try:
+        return h.events(CRASHY)
+    finally:
+        h.close()
+
+
+def stop(p: subprocess.Popen[str]) -> str:
+    p.terminate()
+    _, err = p.communicate(timeout=60)
+    return err
+
+
+def test_segv_is_restarted_through_dbus(systemd: BlockingSystemd, crashy: str,
+                                        tmp_path: Path) -> None:
+    p, db = watcher(tmp_path, '[recovery.services."tau-crashy.service"]\nstrategy = "restart"\n')
+    try:
+        systemd.start(crashy)
+        OK_MARK.touch()  # the restarted process stays up
+        wait_for(lambda: any(r.outcome == "restarted" for r in rows(db)), 180,
+                 "the crash to be recovered")
+        first = rows(db)[0]
+        assert first.result in ("signal", "core-dump")
+        assert first.signal == 11
+        assert (first.action, first.attempt) == ("restart", 1)
+        assert unit_state(systemd, crashy) == "active"
+    finally:
+        err = stop(p)
+    assert "tau-crashy.service failed" in err
+
+
+def test_backoff_grows_and_resets_after_stable_uptime(systemd: BlockingSystemd, crashy: str,
+                                                      tmp_path: Path) -> None:
+    p, db = watcher(tmp_path, '[recovery]\nstable_seconds = 20.0\n'
+                              '[recovery.services."tau-crashy.service"]\n'
+                              'strategy = "restart_with_backoff"\nmax_attempts = 10\n'
+                              'delay_seconds = 1.0\nmax_delay_seconds = 6.0\n'
+                              'backoff_multiplier = 2.0\n')
+    try:
+        systemd.start(crashy)
+        wait_for(lambda: len([r for r in rows(db) if r.outcome != "pending"]) >= 4, 300,
+                 "four backed-off restarts")
+        OK_MARK.touch()
+        delays = [r.delay for r in rows(db)[:4]]
+        for got, want in zip(delays, (1.0, 2.0, 4.0, 6.0), strict=True):
+            assert want * 0.9 - 0.01 <= got <= min(6.0, want * 1.1) + 0.01, delays
+        wait_for(lambda: unit_state(systemd, crashy) == "active", 120, "the unit to stay up")
+        time.sleep(25)  # past stable_seconds
+        OK_MARK.unlink()
+        before = len(rows(db))
+        systemd.kill_unit(crashy, 11)
+        wait_for(lambda: len(rows(db)) > before, 120, "the next crash to be recorded")
+        after = rows(db)[before]
+        assert after.attempt == 1, "the attempt counter did not reset after stable uptime"
+        assert 0.9 <= after.delay <= 1.1
+    finally:
+        stop(p)
+
+
+def test_safe_mode_freezes_low_and_background_then_notifies(systemd: BlockingSystemd,
+                                                            crashy: str,
+                                                            tmp_path: Path) -> None:
+    taucg("apply")
+    p, db = watcher(tmp_path, '[recovery]\nchain = ["restart", "fallback_to_safe_mode", '
+                              '"notify_admin"]\n[recovery.services."tau-crashy.service"]\n'
+                              'strategy = "restart"\nmax_attempts = 2\n')
+    try:
+        systemd.start(crashy)
+        wait_for(lambda: any(r.action == "notify_admin" and r.outcome != "pending"
+                             for r in rows(db)), 400, "notify_admin to fire")
+        actions = [r.action for r in rows(db)]
+        assert actions[:5] == ["restart", "restart", "fallback_to_safe_mode",
+                               "fallback_to_safe_mode", "notify_admin"]
+        for tier in ("low", "background"):
+            cg = CGROUP_ROOT / "tau.slice" / f"tau-{tier}.slice"
+            assert (cg / "cgroup.freeze").read_text().strip() == "1"
+            assert "frozen 1" in (cg / "cgroup.events").read_text()
+        crit = CGROUP_ROOT / "tau.slice" / "tau-critical.slice"
+        assert (crit / "cgroup.freeze").read_text().strip() == "0"
+        journal = subprocess.run(["journalctl", "-b", "-p", "crit", "-t", "taucg", "-o", "json",
+                                  "--no-pager"], capture_output=True, text=True, check=False)
+        entries = [json.loads(line) for line in journal.stdout.splitlines()]
+        assert any(e.get("TAUCG_UNIT") == crashy for e in entries), journal.stdout[-2000:]
+    finally:
+        stop(p)
+        out = taucg("recovery", "leave-safe-mode").stdout
+    assert "tau-low.slice" in out and "tau-background.slice" in out
+    cg = CGROUP_ROOT / "tau.slice" / "tau-low.slice"
+    assert (cg / "cgroup.freeze").read_text().strip() == "0"
+
+
+def test_history_records_an_oom_kill(systemd: BlockingSystemd, crashy: str,
+                                     tmp_path: Path) -> None:
+    code = "x = b'x' * (200 << 20)"
+    (UNIT_DIR / crashy).write_text(
+        f"[Service]\nMemoryMax=48M\nMemorySwapMax=0\nExecStart={sys.executable} -S -c \"{code}\"\n")
+    systemd.reload()
+    p, db = watcher(tmp_path, '[recovery.services."tau-crashy.service"]\n'
+                              'strategy = "notify_admin"\n')
+    try:
+        systemd.start(crashy, wait=False)
+        wait_for(lambda: any(r.outcome != "pending" for r in rows(db)), 240,
+                 "the OOM kill to be recorded")
+        first = rows(db)[0]
+        assert first.result == "oom-kill"
+        assert first.signal == 9
+        assert first.outcome.startswith("notified")
+        hist = json.loads(taucg("recovery", "--history", "--format", "json", "--config",
+                                str(tmp_path / "taucg.toml")).stdout)
+        assert hist["units"][0]["unit"] == crashy
+        assert hist["events"][0]["result"] == "oom-kill"
+    finally:
+        stop(p)
