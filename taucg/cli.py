@@ -712,13 +712,15 @@ def health_cmd(detailed: bool, fmt: str, config_path: str | None) -> None:
 @click.option("--history", "show_history", is_flag=True,
               help="crash history: counts per unit, MTBF, last failure")
 @click.option("--unit", default=None, help="only this unit (with --history)")
+@click.option("--session", "show_session", is_flag=True,
+              help="the last session snapshot (units, states, state blobs)")
 @click.option("--watch", is_flag=True,
               help="run the recovery watcher in the foreground until interrupted")
 @format_option
 @config_option
 @click.pass_context
-def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None, watch: bool,
-                 fmt: str, config_path: str | None) -> None:
+def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None,
+                 show_session: bool, watch: bool, fmt: str, config_path: str | None) -> None:
     """Critical units, their recovery policy and whether systemd or taucg restarts them."""
     if ctx.invoked_subcommand is not None:
         return
@@ -727,6 +729,20 @@ def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None, watch
     from taucg.values import unit_name
 
     cfg = load_config(config_path)
+    if show_session:
+        from taucg.session import load_snapshot, state_dir
+
+        snap = load_snapshot(cfg)
+        if snap is None:
+            click.echo(f"no session snapshot yet ({state_dir(cfg) / 'session.json'}); the "
+                       "recovery watcher takes one every 30 s")
+            return
+        rows = [[u, s["active_state"], s["sub_state"]] for u, s in snap["units"].items()]
+        taken = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap["time"]))
+        blobs = ", ".join(snap["blobs"]) or "none"
+        emit(fmt, ["UNIT", "STATE", "SUB"], rows, snap,
+             title=f"session snapshot {taken}; state blobs: {blobs}")
+        return
     if show_history:
         path = rec.history_path(cfg)
         if not path.exists():
@@ -788,6 +804,26 @@ def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None, watch
     emit(fmt, ["UNIT", "STATE", "STRATEGY", "ATTEMPTS", "RESTART=", "RESTARTED BY"], rows,
          {"units": units, "chain": list(cfg.recovery.chain),
           "systemd_restart": cfg.recovery.systemd_restart}, title="recovery")
+
+
+@recovery_cmd.command("save-state")
+@click.argument("unit")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@config_option
+def save_state_cmd(unit: str, file: Path, config_path: str | None) -> None:
+    """Keep FILE as UNIT's state blob; it is handed back after a recovery."""
+    from taucg.session import HANDBACK_DIR, save_blob
+    from taucg.values import check_unit_name
+
+    cfg = load_config(config_path)
+    try:
+        name = check_unit_name(unit)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="UNIT") from None
+    dest = save_blob(cfg, name, file)
+    audit(cfg.logging, "save-state", name, after=str(dest), size=file.stat().st_size)
+    click.echo(f"saved {file} for {name} as {dest}; after a recovery it is handed back at "
+               f"{HANDBACK_DIR / name}")
 
 
 @recovery_cmd.command("leave-safe-mode")

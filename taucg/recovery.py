@@ -102,6 +102,29 @@ class Recovery:
         """Watches until cancelled."""
         await self.client.subscribe()
         await self.rescan()
+        snapshots = None
+        if self.cfg.crash_recovery.save_session_state:
+            snapshots = asyncio.get_running_loop().create_task(self._snapshots())
+        try:
+            await self._follow()
+        finally:
+            if snapshots is not None:
+                snapshots.cancel()
+
+    async def _snapshots(self, every: float = 30.0) -> None:
+        """Keeps the session snapshot fresh while nothing is being recovered,
+        so it shows what ran before a crash, not during its recovery."""
+        from taucg import session
+
+        while True:
+            if not self._busy:
+                try:
+                    await session.snapshot(self.cfg, self.client)
+                except (OSError, SystemdError) as exc:
+                    self.log(f"session snapshot failed: {exc}")
+            await asyncio.sleep(every)
+
+    async def _follow(self) -> None:
         async for sig in self.client.signals():
             if sig.member != "PropertiesChanged" or sig.path not in self._paths:
                 continue
@@ -187,7 +210,12 @@ class Recovery:
     async def restart(self, unit: str) -> str:
         """RestartUnit, then wait for active up to recovery_timeout_seconds;
         a unit that does not get there counts as a failed attempt."""
+        from taucg import session
+
         timeout = float(self.cfg.crash_recovery.recovery_timeout_seconds)
+        keep = self.cfg.crash_recovery.save_session_state
+        snap = session.load_snapshot(self.cfg) if keep else None
+        handed = session.hand_back(self.cfg, unit) if keep else None
         try:
             await self.client.restart(unit, timeout=timeout)
         except SystemdError as exc:
@@ -196,7 +224,14 @@ class Recovery:
         while time.monotonic() < deadline:
             state = await self.client.get_property(unit, "ActiveState")
             if state == "active":
-                return "restarted"
+                extra = ""
+                if snap is not None:
+                    started = await session.restore(self.cfg, self.client, snap)
+                    if started:
+                        extra += f"; restored {', '.join(started)}"
+                if handed is not None:
+                    extra += f"; state handed back at {handed}"
+                return "restarted" + extra
             if state == "failed":
                 return "restarted, failed again"
             await asyncio.sleep(0.2)

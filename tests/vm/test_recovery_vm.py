@@ -51,11 +51,13 @@ def crashy(systemd: BlockingSystemd) -> Iterator[str]:
     systemd.reload()
 
 
-def watcher(tmp_path: Path, extra: str) -> tuple[subprocess.Popen[str], Path]:
+def watcher(tmp_path: Path, extra: str, critical: str = '"tau-crashy"'
+            ) -> tuple[subprocess.Popen[str], Path]:
     state = tmp_path / "state"
     cfg = tmp_path / "taucg.toml"
-    cfg.write_text(f'[crash_recovery]\ncritical_processes = ["tau-crashy"]\n'
-                   f'state_directory = "{state}"\nrecovery_timeout_seconds = 60\n{extra}')
+    cfg.write_text(f'[crash_recovery]\ncritical_processes = [{critical}]\n'
+                   f'state_directory = "{state}"\nrecovery_timeout_seconds = 60\n'
+                   f'session_state_path = "{tmp_path / "session"}"\n{extra}')
     p = subprocess.Popen([*TAUCG, "recovery", "--watch", "--config", str(cfg)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(15)  # imports and Subscribe under emulation
@@ -179,3 +181,46 @@ def test_history_records_an_oom_kill(systemd: BlockingSystemd, crashy: str,
         assert hist["events"][0]["result"] == "oom-kill"
     finally:
         stop(p)
+
+
+def test_session_state_is_saved_and_restored(systemd: BlockingSystemd, crashy: str,
+                                             tmp_path: Path) -> None:
+    companion = "tau-companion.service"
+    (UNIT_DIR / companion).write_text(f"[Unit]\nBindsTo={crashy}\nAfter={crashy}\n"
+                                      "[Service]\nExecStart=/bin/sleep infinity\n")
+    systemd.reload()
+    OK_MARK.touch()
+    try:
+        systemd.start(crashy)
+        systemd.start(companion)
+        p, db = watcher(tmp_path, '[recovery.services."tau-crashy.service"]\n'
+                                  'strategy = "restart"\n',
+                        critical='"tau-crashy", "tau-companion"')
+        cfg = str(tmp_path / "taucg.toml")
+        blob = tmp_path / "blob.bin"
+        blob.write_bytes(b"cursor=42\n")
+        taucg("recovery", "save-state", crashy, str(blob), "--config", cfg)
+        snap_file = tmp_path / "session" / "session.json"
+        wait_for(lambda: snap_file.exists() and crashy in snap_file.read_text(), 60,
+                 "a session snapshot")
+        time.sleep(31)  # the next snapshot also lists the blob
+        snap = json.loads(taucg("recovery", "--session", "--format", "json", "--config",
+                                cfg).stdout)
+        assert snap["units"][companion]["active_state"] == "active"
+        assert snap["blobs"] == [crashy]
+        OK_MARK.unlink()
+        systemd.kill_unit(crashy, 11)
+        OK_MARK.touch()  # the restarted service stays up
+        wait_for(lambda: any("restored" in r.outcome for r in rows(db)), 180,
+                 "the session to be restored")
+        outcome = next(r.outcome for r in rows(db) if "restored" in r.outcome)
+        assert f"restored {companion}" in outcome
+        assert f"handed back at /run/taucg/state/{crashy}" in outcome
+        assert unit_state(systemd, companion) == "active"
+        assert Path(f"/run/taucg/state/{crashy}").read_bytes() == b"cursor=42\n"
+        stop(p)
+    finally:
+        with contextlib.suppress(SystemdError):
+            systemd.stop(companion)
+        (UNIT_DIR / companion).unlink()
+        systemd.reload()
