@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,44 @@ def test_session_state_is_saved_and_restored(systemd: BlockingSystemd, crashy: s
             systemd.stop(companion)
         (UNIT_DIR / companion).unlink()
         systemd.reload()
+
+
+def _reaction(systemd: BlockingSystemd, unit: str) -> float:
+    """Seconds from a SIGSEGV to the unit running a new main process."""
+    old = systemd.get_property(unit, "MainPID", "org.freedesktop.systemd1.Service")
+    t0 = time.monotonic()
+    systemd.kill_unit(unit, 11)
+    while True:
+        pid = systemd.get_property(unit, "MainPID", "org.freedesktop.systemd1.Service")
+        if pid and pid != old and unit_state(systemd, unit) == "active":
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > 120:
+            pytest.fail(f"{unit} was not restarted within 120 s")
+        time.sleep(0.05)
+
+
+def test_bench_recovery_against_systemd_restart(systemd: BlockingSystemd, crashy: str,
+                                                tmp_path: Path,
+                                                report: Callable[[str], None]) -> None:
+    own = "tau-selfheal.service"
+    (UNIT_DIR / own).write_text("[Service]\nExecStart=/bin/sleep infinity\n"
+                                "Restart=always\nRestartSec=0\n")
+    systemd.reload()
+    OK_MARK.touch()  # crashy stays up until killed
+    p, _db = watcher(tmp_path, '[recovery.services."tau-crashy.service"]\n'
+                               'strategy = "restart"\n')
+    try:
+        systemd.start(crashy)
+        systemd.start(own)
+        ours = [_reaction(systemd, crashy) for _ in range(3)]
+        theirs = [_reaction(systemd, own) for _ in range(3)]
+    finally:
+        stop(p)
+        with contextlib.suppress(SystemdError):
+            systemd.stop(own)
+        (UNIT_DIR / own).unlink()
+        systemd.reload()
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    report(f"\nBENCH crash -> running again: taucg RestartUnit median "
+           f"{statistics.median(ours):.2f} s, systemd Restart=always median "
+           f"{statistics.median(theirs):.2f} s, ratio {ratio:.1f}x (VM, emulated)")
