@@ -781,10 +781,12 @@ def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None,
             watcher = rec.Recovery(cfg, client, history,
                                    log=lambda m: click.echo(f"recovery: {m}", err=True))
             click.echo(f"recovery: watching {', '.join(watcher.units)}", err=True)
+            from taucg.systemd import Systemd
+
             try:
-                await watcher.run()
+                await watcher.run_forever(lambda: Systemd().connect())
             finally:
-                await client.close()
+                await watcher.client.close()
 
         with contextlib.suppress(KeyboardInterrupt):
             _run_async(watch_forever())

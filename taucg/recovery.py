@@ -38,8 +38,12 @@ CRASH_RESULTS = {"exit-code", "signal", "core-dump", "oom-kill", "watchdog", "ti
 
 
 def watched_units(cfg: Config) -> list[str]:
+    """Critical units, units with a [recovery.services] policy, and, with
+    auto_restart_failed_services, the units health checks watch."""
     units = [unit_name(u) for u in cfg.crash_recovery.critical_processes]
     units += [unit_name(u) for u in cfg.recovery.services]
+    if cfg.health_checking.auto_restart_failed_services:
+        units += [unit_name(u) for u in cfg.health_checking.service_health_checks]
     return list(dict.fromkeys(units))
 
 
@@ -98,16 +102,49 @@ class Recovery:
         self.safe_mode = False
         self.outcomes: list[tuple[str, Outcome]] = []
 
+    async def run_forever(self, connect: Callable[[], Awaitable[Systemd]],
+                          retry_seconds: float = 2.0) -> None:
+        """Runs, and after the bus goes away reconnects and rescans, keeping
+        every unit's attempt history."""
+        from taucg.systemd import SystemdUnavailable
+
+        while True:
+            try:
+                await self.run()
+            except SystemdUnavailable as exc:
+                self.log(f"lost the system bus ({exc}); reconnecting")
+            await self.client.close()
+            while True:
+                await asyncio.sleep(retry_seconds)
+                try:
+                    self.client = await connect()
+                    break
+                except SystemdUnavailable:
+                    continue
+            self.log("reconnected to the system bus; rescanning")
+
     async def run(self) -> None:
-        """Watches until cancelled."""
+        """Watches until cancelled, or until the bus goes away
+        (SystemdUnavailable)."""
         await self.client.subscribe()
         await self.rescan()
         snapshots = None
         if self.cfg.crash_recovery.save_session_state:
             snapshots = asyncio.get_running_loop().create_task(self._snapshots())
+        follow = asyncio.get_running_loop().create_task(self._follow())
+        gone = asyncio.ensure_future(
+            self.client.bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
         try:
-            await self._follow()
+            await asyncio.wait({follow, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if follow.done():
+                follow.result()  # re-raise what stopped it
+            else:
+                from taucg.systemd import SystemdUnavailable
+
+                raise SystemdUnavailable("the system bus closed the connection")
         finally:
+            for task in (follow, gone):
+                task.cancel()
             if snapshots is not None:
                 snapshots.cancel()
 

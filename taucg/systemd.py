@@ -12,6 +12,7 @@ for the CLI and tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -203,7 +204,8 @@ class Systemd:
 
     async def close(self) -> None:
         if self._bus is not None:
-            self._bus.disconnect()
+            with contextlib.suppress(Exception):  # already gone: nothing to close
+                self._bus.disconnect()
             self._bus = None
 
     @property
@@ -389,20 +391,33 @@ class Systemd:
 
 
 class BlockingSystemd:
-    """Runs each Systemd coroutine to completion on a private event loop."""
+    """Runs each Systemd coroutine to completion on a private event loop.
+
+    If the bus went away (dbus restarted), a call reconnects once and is
+    retried, so a long-lived caller survives a bus restart."""
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._loop = asyncio.new_event_loop()
+        self._timeout = timeout
         self.client = Systemd(timeout)
         self._loop.run_until_complete(self.client.connect())
 
     def run(self, coro: Any) -> Any:
         return self._loop.run_until_complete(coro)
 
+    def _call(self, name: str, *a: Any, **kw: Any) -> Any:
+        try:
+            return self._loop.run_until_complete(getattr(self.client, name)(*a, **kw))
+        except SystemdUnavailable:
+            self._loop.run_until_complete(self.client.close())
+            self.client = Systemd(self._timeout)
+            self._loop.run_until_complete(self.client.connect())
+            return self._loop.run_until_complete(getattr(self.client, name)(*a, **kw))
+
     def __getattr__(self, name: str) -> Callable[..., Any]:
         attr = getattr(self.client, name)
         if inspect.iscoroutinefunction(attr):
-            return lambda *a, **kw: self._loop.run_until_complete(attr(*a, **kw))
+            return lambda *a, **kw: self._call(name, *a, **kw)
         return attr  # type: ignore[no-any-return]
 
     def close(self) -> None:

@@ -276,3 +276,29 @@ def test_bench_recovery_against_systemd_restart(systemd: BlockingSystemd, crashy
     report(f"\nBENCH crash -> running again: taucg RestartUnit median "
            f"{statistics.median(ours):.2f} s, systemd Restart=always median "
            f"{statistics.median(theirs):.2f} s, ratio {ratio:.1f}x (VM, emulated)")
+
+
+def test_a_crash_during_a_bus_outage_is_found_by_the_rescan(systemd: BlockingSystemd,
+                                                            crashy: str,
+                                                            tmp_path: Path) -> None:
+    OK_MARK.touch()
+    systemd.start(crashy)
+    p, db = watcher(tmp_path, '[recovery.services."tau-crashy.service"]\n'
+                              'strategy = "restart"\n')
+    try:
+        # systemctl talks to PID 1 over its private socket: it works without dbus.
+        subprocess.run(["systemctl", "stop", "dbus.socket", "dbus.service"], check=True)
+        subprocess.run(["systemctl", "kill", "--signal=SIGSEGV", crashy], check=True)
+        wait_for(lambda: subprocess.run(["systemctl", "is-failed", "--quiet", crashy],
+                                        check=False).returncode == 0, 60,
+                 "the crash while the bus is down")
+        time.sleep(3)
+        subprocess.run(["systemctl", "start", "dbus.socket", "dbus.service"], check=True)
+        wait_for(lambda: any(r.outcome == "restarted" for r in rows(db)), 180,
+                 "the rescan after reconnecting to recover the unit")
+        assert unit_state(systemd, crashy) == "active"
+    finally:
+        subprocess.run(["systemctl", "start", "dbus.socket", "dbus.service"], check=False)
+        err = stop(p)
+    assert "lost the system bus" in err
+    assert "reconnected to the system bus; rescanning" in err
