@@ -183,7 +183,8 @@ class Recovery:
         now = time.time()
         if state == "active":
             tracker.on_active(now)
-            tracker.maybe_reset(now)
+            if tracker.maybe_reset(now) and self.safe_mode:
+                await self.leave_safe_mode_when_stable()
         elif state == "failed" and unit not in self._busy:
             self._busy.add(unit)
             # Acting can take minutes (delays, timeouts); signals keep flowing.
@@ -273,6 +274,18 @@ class Recovery:
                 return "restarted, failed again"
             await asyncio.sleep(0.2)
         return f"timeout: not active within {timeout:g}s"
+
+    async def leave_safe_mode_when_stable(self) -> None:
+        """Health recovered: every watched unit that failed has stayed up for
+        stable_seconds, so the frozen tiers may run again."""
+        if any(t.failures for t in self.trackers.values()):
+            return
+        if self.cfg.recovery.safe_mode == "freeze":
+            thawed = await leave_safe_mode(self.client)
+            self.log(f"left safe mode: thawed {', '.join(thawed) or 'nothing'}")
+        else:
+            self.log("recovered; leave the safe target with 'systemctl isolate default.target'")
+        self.safe_mode = False
 
     async def enter_safe_mode(self) -> str:
         if self.cfg.recovery.safe_mode == "isolate":

@@ -156,6 +156,8 @@ def test_safe_mode_freezes_low_and_background_then_notifies(systemd: BlockingSys
             cg = CGROUP_ROOT / "tau.slice" / f"tau-{tier}.slice"
             assert (cg / "cgroup.freeze").read_text().strip() == "1"
             assert "frozen 1" in (cg / "cgroup.events").read_text()
+        assert "safe mode (froze tau-low.slice, tau-background.slice)" in next(
+            r.outcome for r in rows(db) if r.action == "fallback_to_safe_mode")
         crit = CGROUP_ROOT / "tau.slice" / "tau-critical.slice"
         assert (crit / "cgroup.freeze").read_text().strip() == "0"
         journal = subprocess.run(["journalctl", "-b", "-p", "crit", "-t", "taucg", "-o", "json",
@@ -302,3 +304,28 @@ def test_a_crash_during_a_bus_outage_is_found_by_the_rescan(systemd: BlockingSys
         err = stop(p)
     assert "lost the system bus" in err
     assert "reconnected to the system bus; rescanning" in err
+
+
+def test_a_unit_with_its_own_restart_is_left_to_systemd(systemd: BlockingSystemd, crashy: str,
+                                                       tmp_path: Path) -> None:
+    (UNIT_DIR / crashy).write_text(CRASHY_UNIT.replace("[Service]\n",
+                                                       "[Service]\nRestart=on-failure\n"
+                                                       "RestartSec=1\n"))
+    systemd.reload()
+    p, db = watcher(tmp_path, "")  # systemd_restart = "defer", the default
+    try:
+        over = json.loads(taucg("recovery", "--format", "json", "--config",
+                                str(tmp_path / "taucg.toml")).stdout)
+        row = next(u for u in over["units"] if u["unit"] == crashy)
+        assert row["systemd_restart"] == "on-failure"
+        assert row["handled_by"] == "systemd (taucg defers)"
+        systemd.start(crashy)
+        wait_for(lambda: rows(db), 120, "the crash to be recorded")
+        OK_MARK.touch()
+        first = rows(db)[0]
+        assert (first.action, first.outcome) == ("deferred-to-systemd", "Restart=on-failure")
+        wait_for(lambda: int(systemd.get_property(crashy, "NRestarts",
+                                                  "org.freedesktop.systemd1.Service")) >= 1,
+                 60, "systemd's own restart")
+    finally:
+        stop(p)
