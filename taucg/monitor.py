@@ -9,9 +9,9 @@ readers (sampler.py, sysinfo.py) feed it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 from taucg.sampler import (
     CgroupSample,
@@ -105,14 +105,25 @@ class DiskRates:
     busy_percent: float
 
 
-def disk_rates(prev: Sequence[DiskStats], cur: Sequence[DiskStats], elapsed: float
-               ) -> list[DiskRates]:
+Named = TypeVar("Named", DiskStats, NetDevice)
+
+
+def _by_name(prev: Sequence[Named], cur: Sequence[Named], elapsed: float
+             ) -> Iterator[tuple[Named, Named]]:
+    """(old, new) for every device present in both samples."""
+    if elapsed <= 0:
+        return
     before = {d.name: d for d in prev}
-    out = []
     for d in cur:
         old = before.get(d.name)
-        if old is None or elapsed <= 0:
-            continue
+        if old is not None:
+            yield old, d
+
+
+def disk_rates(prev: Sequence[DiskStats], cur: Sequence[DiskStats], elapsed: float
+               ) -> list[DiskRates]:
+    out = []
+    for old, d in _by_name(prev, cur, elapsed):
         out.append(DiskRates(
             d.name,
             max(0.0, (d.read_bytes - old.read_bytes) / elapsed),
@@ -133,12 +144,8 @@ class NetRates:
 
 def net_rates(prev: Sequence[NetDevice], cur: Sequence[NetDevice], elapsed: float
               ) -> list[NetRates]:
-    before = {d.name: d for d in prev}
     out = []
-    for d in cur:
-        old = before.get(d.name)
-        if old is None or elapsed <= 0:
-            continue
+    for old, d in _by_name(prev, cur, elapsed):
         out.append(NetRates(
             d.name,
             max(0.0, (d.rx_bytes - old.rx_bytes) / elapsed),

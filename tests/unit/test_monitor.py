@@ -104,3 +104,20 @@ def test_monitor_alerts_once_per_crossing() -> None:
         ("cpu_percent", "cleared"), ("memory_percent", "cleared"),
     ]
     assert len(m.history.series("cpu_percent")) == 3
+
+
+def test_disk_and_net_rates_pair_devices_by_name() -> None:
+    from taucg.monitor import disk_rates, net_rates
+    from taucg.sampler import DiskStats, NetDevice
+
+    d0 = [DiskStats(8, 0, "sda", 0, 0, 0.0, 0, 0, 0.0, 0, 0.0)]
+    d1 = [DiskStats(8, 0, "sda", 5, 4096, 0.0, 1, 8192, 0.0, 0, 0.5),
+          DiskStats(8, 16, "sdb", 1, 1, 0.0, 1, 1, 0.0, 0, 0.0)]  # new: no rate yet
+    rates = disk_rates(d0, d1, 2.0)
+    assert [(r.name, r.read_bytes_per_second, r.write_bytes_per_second, r.busy_percent)
+            for r in rates] == [("sda", 2048.0, 4096.0, 25.0)]
+    n0 = [NetDevice("eth0", 100, 1, 0, 0, 50, 1, 0, 0)]
+    n1 = [NetDevice("eth0", 300, 3, 1, 0, 150, 2, 0, 0)]
+    assert [(r.rx_bytes_per_second, r.tx_bytes_per_second, r.rx_errors)
+            for r in net_rates(n0, n1, 2.0)] == [(100.0, 50.0, 1)]
+    assert net_rates(n0, n1, 0.0) == []
