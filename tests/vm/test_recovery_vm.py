@@ -329,3 +329,25 @@ def test_a_unit_with_its_own_restart_is_left_to_systemd(systemd: BlockingSystemd
                  60, "systemd's own restart")
     finally:
         stop(p)
+
+
+def test_take_over_turns_off_the_units_own_restart(systemd: BlockingSystemd, crashy: str,
+                                                   tmp_path: Path) -> None:
+    (UNIT_DIR / crashy).write_text(CRASHY_UNIT.replace("[Service]\n",
+                                                       "[Service]\nRestart=on-failure\n"
+                                                       "RestartSec=30\n"))
+    systemd.reload()
+    p, db = watcher(tmp_path, '[recovery]\nsystemd_restart = "take_over"\n'
+                              '[recovery.services."tau-crashy.service"]\nstrategy = "restart"\n')
+    try:
+        systemd.start(crashy)
+        wait_for(lambda: rows(db), 120, "the crash to be recorded")
+        OK_MARK.touch()
+        wait_for(lambda: any(r.outcome == "restarted" for r in rows(db)), 120,
+                 "taucg's own restart")
+        assert rows(db)[0].action == "restart"
+        svc = "org.freedesktop.systemd1.Service"
+        assert systemd.get_property(crashy, "Restart", svc) == "no"
+        assert int(systemd.get_property(crashy, "NRestarts", svc)) == 0  # not systemd's
+    finally:
+        stop(p)
