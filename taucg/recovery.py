@@ -9,8 +9,11 @@ rescanned, so a failure during the outage is not missed.
 
 Units with their own Restart=: with [recovery] systemd_restart = "defer"
 (the default) systemd restarts them and taucg only records the crash, so
-the two never race to restart the same unit; with "take_over" taucg sets
-Restart=no on them at runtime and recovers them itself.
+the two never race to restart the same unit; with "take_over" taucg turns
+their Restart= off when it starts watching -- a runtime drop-in,
+/run/systemd/system/<unit>.d/50-taucg-take-over.conf, gone at reboot,
+since systemd refuses Restart= through SetUnitProperties -- and recovers
+them itself.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from taucg.systemd import SERVICE, UNIT, Systemd, SystemdError, unit_path
 from taucg.tiers import slice_name
 from taucg.values import unit_name
 
+TAKE_OVER_DIR = Path("/run/systemd/system")
 SAFE_MODE_FROZEN = tuple(slice_name(t) for t in TIER_NAMES[3:])  # low, background
 # The Results that mean a crash (systemd.exec(5) / org.freedesktop.systemd1(5)).
 CRASH_RESULTS = {"exit-code", "signal", "core-dump", "oom-kill", "watchdog", "timeout",
@@ -170,13 +174,40 @@ class Recovery:
                 await self.on_state(self._paths[sig.path], str(changed["ActiveState"]))
 
     async def rescan(self) -> None:
+        loaded = []
         for unit in self.units:
             try:
                 props = await self.client.properties(unit)
             except SystemdError:
                 continue
             if props.get("LoadState") == "loaded":
-                await self.on_state(unit, str(props.get("ActiveState")))
+                loaded.append((unit, str(props.get("ActiveState"))))
+        if self.cfg.recovery.systemd_restart == "take_over":
+            await self.take_over([u for u, _ in loaded])
+        for unit, state in loaded:
+            await self.on_state(unit, state)
+
+    async def take_over(self, units: list[str]) -> list[str]:
+        """Turns off systemd's own Restart= on these units, so only taucg
+        restarts them (one daemon-reload for all)."""
+        from taucg.apply import write_atomic
+
+        taken = []
+        for unit in units:
+            if not unit.endswith(".service"):
+                continue
+            restart = await self.client.get_property(unit, "Restart", SERVICE)
+            if restart == "no":
+                continue
+            write_atomic(TAKE_OVER_DIR / f"{unit}.d" / "50-taucg-take-over.conf",
+                         "# Written by taucg recovery (systemd_restart = take_over).\n"
+                         "[Service]\nRestart=no\n")
+            taken.append(unit)
+        if taken:
+            await self.client.reload()
+            self.log(f"took over restarts of {', '.join(taken)} (their Restart= is off "
+                     "until reboot)")
+        return taken
 
     async def on_state(self, unit: str, state: str) -> None:
         tracker = self.trackers[unit]
@@ -221,7 +252,7 @@ class Recovery:
                                            "deferred-to-systemd", f"Restart={own_restart}"))
             return None
         if own_restart != "no":
-            await self.client.set_properties(unit, {"Restart": "no"}, runtime=True)
+            await self.take_over([unit])
         decision = self.trackers[unit].on_failure(now)
         row = self.history.record(CrashEvent(now, unit, result, exit_code, sig,
                                              decision.attempt, decision.strategy, "pending",

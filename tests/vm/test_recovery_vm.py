@@ -350,4 +350,7 @@ def test_take_over_turns_off_the_units_own_restart(systemd: BlockingSystemd, cra
         assert systemd.get_property(crashy, "Restart", svc) == "no"
         assert int(systemd.get_property(crashy, "NRestarts", svc)) == 0  # not systemd's
     finally:
-        stop(p)
+        err = stop(p)
+        Path(f"/run/systemd/system/{crashy}.d/50-taucg-take-over.conf").unlink(missing_ok=True)
+        systemd.reload()
+    assert f"took over restarts of {crashy}" in err
