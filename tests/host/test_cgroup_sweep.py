@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -79,9 +80,14 @@ def test_missing_and_removed_cgroups(child_cgroup: Path) -> None:
 
 
 def test_cgroup_fds_do_not_leak(child_cgroup: Path) -> None:
-    sampler = Sampler()
-    sampler.cgroups([str(child_cgroup)])
-    base = len(os.listdir("/proc/self/fd"))
-    for _ in range(50):
+    gc.collect()  # earlier tests' objects must not close fds mid-count
+    gc.disable()
+    try:
+        sampler = Sampler()
         sampler.cgroups([str(child_cgroup)])
-    assert len(os.listdir("/proc/self/fd")) == base
+        base = len(os.listdir("/proc/self/fd"))
+        for _ in range(50):
+            sampler.cgroups([str(child_cgroup)])
+        assert len(os.listdir("/proc/self/fd")) == base
+    finally:
+        gc.enable()
