@@ -355,17 +355,18 @@ def _kill_hook(step: str) -> None:
         raise OSError(errno.EIO, f"failure injected after '{step}' by {FAIL_HOOK}")
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> None:
     """temp file in the same directory, fsync, rename, fsync the directory:
-    a reader (or a crash) sees the old file or the new one, never half."""
+    a reader (or a crash) sees the old file or the new one, never half.
+    The temp file is created 0600 and gets ``mode`` before the rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.taucg-", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.rename(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from taucg.apply import write_atomic
 from taucg.config import Config
 from taucg.systemd import Systemd, SystemdError
 from taucg.tiers import service_tiers
@@ -39,21 +40,9 @@ def state_dir(cfg: Config) -> Path:
     return Path(cfg.crash_recovery.session_state_path)
 
 
-def _write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-
-
 def save_blob(cfg: Config, unit: str, source: Path) -> Path:
     dest = state_dir(cfg) / "blobs" / unit_name(unit)
-    _write_atomic(dest, source.read_bytes())
+    write_atomic(dest, source.read_bytes(), mode=0o600)
     return dest
 
 
@@ -71,7 +60,7 @@ async def snapshot(cfg: Config, client: Systemd) -> dict[str, Any]:
     blobs_dir = state_dir(cfg) / "blobs"
     blobs = sorted(p.name for p in blobs_dir.iterdir()) if blobs_dir.is_dir() else []
     snap = {"time": time.time(), "units": units, "blobs": blobs}
-    _write_atomic(state_dir(cfg) / "session.json", json.dumps(snap, indent=2).encode(), 0o644)
+    write_atomic(state_dir(cfg) / "session.json", json.dumps(snap, indent=2))
     return snap
 
 
