@@ -449,31 +449,30 @@ class Sampler:
             disks=self._disks(reader),
         )
 
+    def _rows(self, read: Any, reader: Any, attr: str) -> list[Any]:
+        """Rows from a C reader that reports how many there are: if the
+        caller-owned array was short, it grows once and the read repeats."""
+        rows = getattr(self, attr)
+        n = read(reader, rows, len(rows))
+        if n > len(rows):
+            rows = ffi.new(ffi.typeof(rows).item.cname + "[]", n + 16)
+            setattr(self, attr, rows)
+            n = read(reader, rows, len(rows))
+        return [] if n < 0 else list(rows[0:min(n, len(rows))])
+
     def _net(self, reader: Any) -> tuple[NetDevice, ...]:
-        n = lib.tau_sys_netdev(reader, self._netdevs, len(self._netdevs))
-        if n > len(self._netdevs):
-            self._netdevs = ffi.new("struct tau_netdev[]", n + 16)
-            n = lib.tau_sys_netdev(reader, self._netdevs, len(self._netdevs))
-        if n < 0:
-            return ()
         return tuple(
             NetDevice(ffi.string(d.name).decode(errors="replace"), d.rx_bytes, d.rx_packets,
                       d.rx_errs, d.rx_drop, d.tx_bytes, d.tx_packets, d.tx_errs, d.tx_drop)
-            for d in self._netdevs[0:min(n, len(self._netdevs))]
+            for d in self._rows(lib.tau_sys_netdev, reader, "_netdevs")
         )
 
     def _disks(self, reader: Any) -> tuple[DiskStats, ...]:
-        n = lib.tau_sys_disks(reader, self._diskrows, len(self._diskrows))
-        if n > len(self._diskrows):
-            self._diskrows = ffi.new("struct tau_disk[]", n + 16)
-            n = lib.tau_sys_disks(reader, self._diskrows, len(self._diskrows))
-        if n < 0:
-            return ()
         return tuple(
             DiskStats(d.major, d.minor, ffi.string(d.name).decode(errors="replace"),
                       d.reads, d.read_sectors * SECTOR, d.read_ms / 1000, d.writes,
                       d.write_sectors * SECTOR, d.write_ms / 1000, d.in_flight, d.io_ms / 1000)
-            for d in self._diskrows[0:min(n, len(self._diskrows))]
+            for d in self._rows(lib.tau_sys_disks, reader, "_diskrows")
         )
 
     # -- processes -----------------------------------------------------------

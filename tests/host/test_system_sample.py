@@ -100,3 +100,17 @@ def test_fds_stay_open_and_are_reused() -> None:
         assert len(os.listdir("/proc/self/fd")) < before
     finally:
         gc.enable()
+
+
+def test_net_and_disk_rows_survive_a_short_array() -> None:
+    from taucg._sampler import ffi
+
+    sampler = Sampler()
+    sampler._netdevs = ffi.new("struct tau_netdev[]", 1)  # force the grow-and-reread path
+    sampler._diskrows = ffi.new("struct tau_disk[]", 1)
+    s = sampler.system()
+    names = [line.split(":")[0].strip()
+             for line in Path("/proc/net/dev").read_text().splitlines()[2:]]
+    assert sorted(d.name for d in s.net) == sorted(names)
+    disks = [line.split()[2] for line in Path("/proc/diskstats").read_text().splitlines()]
+    assert sorted(d.name for d in s.disks) == sorted(disks)
