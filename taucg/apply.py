@@ -17,6 +17,7 @@ import gzip
 import os
 import signal
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -581,3 +582,78 @@ def apply_lock(path: Path = LOCK_PATH) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+# ------------------------------------------------------- the whole flow ---
+
+
+class ExecuteError(ApplyError):
+    """Executing the plan failed; the files were rolled back and the
+    message says what live state was left."""
+
+
+@dataclass(slots=True)
+class Applied:
+    plan: Plan
+    result: Result | None  # None when nothing needed doing
+    restart_needed: list[str]
+    drift: list[Drift]
+
+    @property
+    def summary(self) -> str:
+        r = self.result
+        if r is None:
+            return "nothing to change: the slices already match the config"
+        return (f"applied: {r.files_written} file(s), {r.properties_set} propert(ies), started "
+                f"{len(r.started)} slice(s), restarted {len(r.restarted)} service(s)")
+
+    def audit_records(self, config_file: str | None) -> list[dict[str, Any]]:
+        """One audit record per change made: files, properties, starts, restarts."""
+        if self.result is None:
+            return []
+        out: list[dict[str, Any]] = []
+        for f in self.plan.files:
+            out.append({"action": f"apply {f.action}", "target": str(f.path),
+                        "before": "absent" if f.before is None else "present",
+                        "after": "absent" if f.after is None else "written",
+                        "config": config_file})
+        for p in self.plan.properties:
+            out.append({"action": "apply set-property", "target": p.unit,
+                        "before": {p.name: p.before}, "after": {p.name: p.after},
+                        "config": config_file})
+        for unit in self.result.started:
+            out.append({"action": "apply start", "target": unit, "before": "inactive",
+                        "after": "active"})
+        for unit in self.result.restarted:
+            out.append({"action": "apply restart-moved", "target": unit,
+                        "after": "restarted into its tier"})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plan": self.plan.to_dict(), "summary": self.summary,
+                "restart_needed": self.restart_needed, "drift": [str(d) for d in self.drift]}
+
+
+async def apply_now(config: Config, machine: Machine, unit_dir: Path, client: Systemd,
+                    restart_moved: bool = False,
+                    on_plan: Callable[[Plan], None] = lambda _p: None) -> Applied:
+    """Lock, plan, execute when something differs, verify. Raises
+    ApplyError (after rolling back files) when a step fails."""
+    from taucg.logs import perf
+
+    started = time.monotonic()
+    with apply_lock():
+        clean_leftovers(unit_dir)
+        plan = await observe_and_plan(config, machine, unit_dir, client)
+        on_plan(plan)
+        result = None
+        if plan.changed or (restart_moved and any(m.active for m in plan.moves)):
+            try:
+                result = await execute(plan, client, restart_moved)
+            except ApplyError as exc:
+                raise ExecuteError(str(exc)) from exc
+        waiting = [m.unit for m in plan.moves if m.active and not restart_moved]
+        done = Applied(plan, result, waiting, verify(config, machine))
+    perf(config.logging, "apply", time.monotonic() - started, changed=result is not None,
+         drift=len(done.drift))
+    return done

@@ -32,6 +32,7 @@ from taucg.config import (
 )
 from taucg.logs import audit
 from taucg.render import FORMATS, emit, resolve_format
+from taucg.values import human_bytes
 
 
 class UserError(click.ClickException):
@@ -74,7 +75,7 @@ def cli() -> None:
 # ---------------------------------------------------------------- config ---
 
 SECTION_FLAGS: dict[str, tuple[str, ...]] = {
-    "monitoring": ("resource_monitoring", "health_checking", "logging", "sampler"),
+    "monitoring": ("resource_monitoring", "health_checking", "logging", "sampler", "daemon"),
     "resources": ("process_management", "rules"),
     "recovery": ("crash_recovery", "recovery"),
     "tiers": ("tiers",),
@@ -230,20 +231,6 @@ def _print_plan(plan: Any, fmt: str) -> None:
         click.echo(f"note    {note}")
 
 
-def _audit_plan(cfg: Any, plan: Any, result: Any) -> None:
-    for f in plan.files:
-        audit(cfg.logging, f"apply {f.action}", str(f.path),
-              before="absent" if f.before is None else "present",
-              after="absent" if f.after is None else "written", config=cfg.file)
-    for p in plan.properties:
-        audit(cfg.logging, "apply set-property", p.unit, before={p.name: p.before},
-              after={p.name: p.after}, config=cfg.file)
-    for unit in result.started:
-        audit(cfg.logging, "apply start", unit, before="inactive", after="active")
-    for unit in result.restarted:
-        audit(cfg.logging, "apply restart-moved", unit, after="restarted into its tier")
-
-
 @cli.command("apply")
 @click.option("--dry-run", is_flag=True,
               help=f"print the plan and exit: 0 if nothing would change, {DRY_RUN_CHANGES} if "
@@ -287,41 +274,28 @@ def apply_cmd(dry_run: bool, restart_moved: bool, unit_dir: Path, fmt: str,
                 if problems:
                     return 2
                 return DRY_RUN_CHANGES if plan.changed else 0
-            with ap.apply_lock():
-                ap.clean_leftovers(unit_dir)
-                plan = await ap.observe_and_plan(cfg, machine, unit_dir, client)
-                if resolve_format(fmt) != "json":
-                    _print_plan(plan, fmt)
-                if plan.changed or (restart_moved and any(m.active for m in plan.moves)):
-                    try:
-                        result = await ap.execute(plan, client, restart_moved)
-                    except ap.ApplyError as exc:
-                        audit(cfg.logging, "apply", str(unit_dir), result=f"failed: {exc}",
-                              config=cfg.file)
-                        raise
-                    _audit_plan(cfg, plan, result)
-                    summary = (f"applied: {result.files_written} file(s), "
-                               f"{result.properties_set} propert(ies), started "
-                               f"{len(result.started)} slice(s), restarted "
-                               f"{len(result.restarted)} service(s)")
-                else:
-                    summary = "nothing to change: the slices already match the config"
-                waiting = [m.unit for m in plan.moves if m.active and not restart_moved]
-                drift = ap.verify(cfg, machine)
-                if resolve_format(fmt) == "json":
-                    click.echo(json.dumps({"plan": plan.to_dict(), "summary": summary,
-                                           "restart_needed": waiting,
-                                           "drift": [str(d) for d in drift]}, indent=2))
-                else:
-                    click.echo(summary)
-                    if waiting:
-                        click.echo(f"restart needed to change tier: {', '.join(waiting)} "
-                                   "(run again with --restart-moved)")
-                    for d in drift:
-                        click.echo(f"drift   {d}")
-                    if not drift:
-                        click.echo("verified: every tier's cgroup files match the config")
-                return 1 if drift else 0
+            show = (lambda plan: _print_plan(plan, fmt)) if resolve_format(fmt) != "json" \
+                else (lambda _plan: None)
+            try:
+                done = await ap.apply_now(cfg, machine, unit_dir, client, restart_moved, show)
+            except ap.ExecuteError as exc:
+                audit(cfg.logging, "apply", str(unit_dir), result=f"failed: {exc}",
+                      config=cfg.file)
+                raise
+            for record in done.audit_records(cfg.file):
+                audit(cfg.logging, **record)
+            if resolve_format(fmt) == "json":
+                click.echo(json.dumps(done.to_dict(), indent=2))
+            else:
+                click.echo(done.summary)
+                if done.restart_needed:
+                    click.echo(f"restart needed to change tier: {', '.join(done.restart_needed)} "
+                               "(run again with --restart-moved)")
+                for d in done.drift:
+                    click.echo(f"drift   {d}")
+                if not done.drift:
+                    click.echo("verified: every tier's cgroup files match the config")
+            return 1 if done.drift else 0
         except ap.ApplyError as exc:
             raise UserError(str(exc)) from None
         finally:
@@ -415,7 +389,6 @@ def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None,
     """Processes with their tier and unit; --why explains the rules."""
     from taucg.procs import is_candidate, tier_of
     from taucg.rules import ProcessGone, classify, facts
-    from taucg.values import human_bytes
 
     cfg = load_config(config_path)
     if why is not None:
@@ -454,8 +427,7 @@ def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None,
 @config_option
 def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None) -> None:
     """Place processes that match [[rules]] into their tiers (one pass)."""
-    from taucg.procs import admit, is_candidate, pin, place
-    from taucg.rules import ProcessGone, classify, facts
+    from taucg.procs import place_by_rules
     from taucg.sampler import EventsUnavailable, Sampler
 
     cfg = load_config(config_path)
@@ -466,49 +438,7 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
 
     async def handle(client: Any, pid: int, since: float | None = None
                      ) -> dict[str, Any] | None:
-        try:
-            f = facts(pid)
-        except ProcessGone:
-            return None
-        ok, _ = is_candidate(f, os.getpid())
-        verdict = classify(cfg.rules, f)
-        if verdict.tier is None or verdict.rule is None:
-            return None
-        if not ok:
-            # A service's process stays in its unit; a rule may still pin it.
-            cpus = verdict.rule.rule.allowed_cpus
-            if cpus is None or not (f.unit or "").endswith(".service"):
-                return None
-            entry = {"pid": pid, "comm": f.comm, "tier": verdict.tier,
-                     "rule": verdict.rule.label(), "placed": False,
-                     "pinned": str(cpus)}
-            if not dry_run:
-                entry["threads_pinned"] = pin(pid, cpus.cpus)
-                audit(cfg.logging, "pin", f"{pid} ({f.comm})", after=f"CPUs {cpus}",
-                      rule=verdict.rule.label(), unit=f.unit)
-            return entry
-        entry = {"pid": pid, "comm": f.comm, "tier": verdict.tier,
-                 "rule": verdict.rule.label(), "placed": False}
-        if dry_run:
-            return entry
-        adm = admit(cfg, verdict.tier)
-        if not adm.allowed:
-            entry["refused"] = adm.reason
-            return entry
-        try:
-            placed = await place(client, f, verdict.tier, cfg, verdict.rule.label())
-        except Exception as exc:
-            entry["error"] = str(exc)
-            return entry
-        entry.update(placed=True, scope=placed.scope)
-        audit(cfg.logging, "place", f"{pid} ({f.comm})", before=f.cgroup,
-              after=f"{placed.scope} in {verdict.tier}", rule=verdict.rule.label())
-        if since is not None:
-            # The event's kernel timestamp is CLOCK_MONOTONIC, as time.monotonic().
-            entry["latency_ms"] = round((time.monotonic() - since) * 1000, 1)
-        if placed.priority_failures:
-            entry["priority_failures"] = list(placed.priority_failures)
-        return entry
+        return await place_by_rules(cfg, client, pid, dry_run=dry_run, since=since)
 
     def show(entry: dict[str, Any]) -> None:
         if resolve_format(fmt) == "json":
@@ -844,6 +774,133 @@ def leave_safe_mode_cmd() -> None:
     click.echo(f"thawed: {', '.join(thawed) or 'nothing was frozen'}")
 
 
+# ---------------------------------------------------------------- daemon ---
+
+DAEMON_NOT_RUNNING = 3  # exit status of a command that needs the daemon when none runs
+
+
+def _ask(cfg: Config, method: str, **params: Any) -> Any:
+    """One request to the daemon; its absence or refusal is a clear error."""
+    from taucg.api import DaemonError, DaemonNotRunning, call
+
+    try:
+        return call(cfg.daemon.socket_path, method, params)
+    except DaemonNotRunning as exc:
+        click.echo(f"taucg: {exc}", err=True)
+        raise click.exceptions.Exit(DAEMON_NOT_RUNNING) from None
+    except DaemonError as exc:
+        raise UserError(f"the daemon refused {method}: {exc}") from None
+
+
+def _when(t: float | None) -> str:
+    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+@cli.command("daemon")
+@click.option("--detach", is_flag=True,
+              help="fork into the background and write [daemon] pidfile (under systemd, "
+                   "use 'systemctl start taucg' instead)")
+@config_option
+def daemon_cmd(detach: bool, config_path: str | None) -> None:
+    """Run the taucg daemon: sampling, placement, recovery, health, the
+    socket API and metrics. Stops on SIGTERM; SIGHUP reloads the config."""
+    cfg = load_config(config_path)
+    # Reloads look the config up again the same way, so a file created
+    # after start is found on SIGHUP.
+    path = config_path
+    if detach:
+        from taucg.detach import DetachError, detach_and_run
+
+        try:
+            rc = detach_and_run(cfg, path)
+        except DetachError as exc:
+            raise UserError(str(exc)) from None
+        raise click.exceptions.Exit(rc)
+    from taucg.daemon import run
+
+    raise click.exceptions.Exit(run(cfg, path, to_stderr=True))
+
+
+@cli.command("logs")
+@click.option("--stats", is_flag=True, help="sizes, records per level and rotated files")
+@click.option("--recent", is_flag=True, help="the most recent records")
+@click.option("--count", type=click.IntRange(1, 100_000), default=20, show_default=True,
+              help="how many records with --recent")
+@click.option("--level", type=click.Choice(["debug", "info", "warning", "error", "critical"]),
+              default=None, help="with --recent: only records at or above this level")
+@click.option("--log", "which", type=click.Choice(["main", "audit", "performance"]),
+              default="main", show_default=True, help="which log --recent reads")
+@format_option
+@config_option
+def logs_cmd(stats: bool, recent: bool, count: int, level: str | None, which: str, fmt: str,
+             config_path: str | None) -> None:
+    """The daemon's logs (through its socket): --stats and --recent.
+
+    With neither flag, --stats. Exit 3 when the daemon is not running."""
+    cfg = load_config(config_path)
+    kind = resolve_format(fmt)
+    out: dict[str, Any] = {}
+    if stats or not recent:
+        out["stats"] = _ask(cfg, "logs.stats")
+    if recent:
+        out["recent"] = _ask(cfg, "logs.recent", count=count, level=level or "debug",
+                             log=which)
+    if kind == "json":
+        click.echo(json.dumps(out, indent=2))
+        return
+    if "stats" in out:
+        rows = [[s["log"], s["path"], human_bytes(s["size"]) if s["exists"] else "absent",
+                 str(s["records"]),
+                 " ".join(f"{k}={v}" for k, v in sorted(s["levels"].items())) or "-",
+                 f"{s['rotated']} ({human_bytes(s['rotated_bytes'])})",
+                 _when(s["oldest_rotated"])] for s in out["stats"]]
+        emit(fmt, ["LOG", "PATH", "SIZE", "RECORDS", "LEVELS", "ROTATED", "OLDEST ROTATED"],
+             rows, out["stats"], title="logs (records and levels: current file)")
+    for rec in out.get("recent", []):
+        fields = {k: v for k, v in rec.items() if k not in ("time", "level", "logger", "message")}
+        extra = f"  {json.dumps(fields, default=str)}" if fields else ""
+        click.echo(f"{rec.get('time', '?')} {rec.get('level', '?'):<8} "
+                   f"{rec.get('message', '')}{extra}")
+
+
+@cli.command("alerts")
+@click.option("--count", type=click.IntRange(1, 200), default=50, show_default=True)
+@format_option
+@config_option
+def alerts_cmd(count: int, fmt: str, config_path: str | None) -> None:
+    """Threshold alerts the daemon raised and cleared (exit 3: no daemon)."""
+    cfg = load_config(config_path)
+    data = _ask(cfg, "alerts", count=count)
+    rows = [[_when(a["time"]), a["state"], a["metric"], f"{a['value']:g}",
+             f"{a['threshold']:g}"] for a in data["recent"]]
+    emit(fmt, ["TIME", "STATE", "METRIC", "VALUE", "THRESHOLD"], rows, data,
+         title=f"alerts; active: {', '.join(data['active']) or 'none'}")
+
+
+@cli.command("history")
+@click.option("--metric", default="", help="one metric (default: all, summarised)")
+@format_option
+@config_option
+def history_cmd(metric: str, fmt: str, config_path: str | None) -> None:
+    """The daemon's metric history and trends; it survives daemon restarts
+    (exit 3: no daemon)."""
+    cfg = load_config(config_path)
+    data = _ask(cfg, "history", metric=metric)
+    if metric and resolve_format(fmt) != "json":
+        points = data["metrics"][metric]["points"]
+        emit(fmt, ["TIME", metric.upper()], [[_when(t), f"{v:.2f}"] for t, v in points], data)
+        return
+    rows = []
+    for name, m in data["metrics"].items():
+        pts = m["points"]
+        trend = m["trend_per_second"]
+        rows.append([name, str(len(pts)), _when(pts[0][0]) if pts else "-",
+                     f"{pts[-1][1]:.2f}" if pts else "-",
+                     "-" if trend is None else f"{trend * 60:+.3f}/min"])
+    emit(fmt, ["METRIC", "POINTS", "SINCE", "LAST", "TREND"], rows, data,
+         title=f"history (trend over {data['window_seconds']} s)")
+
+
 # ------------------------------------------------------------ entry points ---
 
 
@@ -859,27 +916,31 @@ def main() -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tau-monitor")
-@click.option("--check", is_flag=True,
+@click.option("--foreground", "mode", flag_value="foreground",
+              help="run the daemon in the foreground (as 'taucg daemon')")
+@click.option("--daemon", "mode", flag_value="daemon",
+              help="fork into the background and write [daemon] pidfile; under systemd use "
+                   "'systemctl start taucg' instead")
+@click.option("--check", "mode", flag_value="check",
               help="run one health check; exit 0 if healthy, 1 below the threshold")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
-def tau_monitor(check: bool, config_path: str | None) -> None:
-    """tau-monitor: the taucg daemon's compatible name.
-
-    --check runs one health check and answers with its exit code. The daemon
-    modes (--foreground, --daemon) arrive with the daemon; until then they
-    are not offered.
-    """
-    if not check:
-        raise click.UsageError("no daemon mode is available in this build; "
-                               "use --check, or see 'tau-monitor --help'")
-    from taucg.health import evaluate
-
+@click.pass_context
+def tau_monitor(ctx: click.Context, mode: str | None, config_path: str | None) -> None:
+    """tau-monitor: the taucg daemon under its older name."""
+    if mode is None:
+        raise click.UsageError("choose --foreground, --daemon or --check")
     try:
-        health = evaluate(load_config(config_path))
+        cfg = load_config(config_path)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"tau-monitor: {problem}", err=True)
         raise click.exceptions.Exit(2) from None
+    if mode != "check":
+        ctx.invoke(daemon_cmd, detach=mode == "daemon", config_path=config_path)
+        return
+    from taucg.health import evaluate
+
+    health = evaluate(cfg)
     verdict = "healthy" if health.healthy else "unhealthy"
     click.echo(f"health {health.score:.2f} ({verdict}, threshold {health.threshold:g})")
     for rec in health.recommendations():

@@ -23,7 +23,15 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from taucg.tomllines import KeyPath, key_lines, line_for
-from taucg.values import CpuSet, Size, check_unit_name, parse_cpus, parse_size, unit_name
+from taucg.values import (
+    CpuSet,
+    Size,
+    check_unit_name,
+    parse_address,
+    parse_cpus,
+    parse_size,
+    unit_name,
+)
 
 try:
     import tomllib
@@ -167,6 +175,24 @@ class Logging:
     log_compression: bool = opt(True, "bool")
     audit_logging: bool = opt(True, "bool")
     performance_logging: bool = opt(True, "bool")
+    # Our additions: the performance log's own file; how many rotated files
+    # are kept and for how long; and a copy of the log in journald when it runs.
+    performance_log_path: str = opt("/var/log/tau/performance.log", "path")
+    rotated_files_kept: int = opt(10, "int", 0, 10_000)
+    retention_days: float = opt(30.0, "float", 0.01, 36_500)
+    journald: bool = opt(True, "bool")
+
+
+@dataclass(frozen=True, slots=True)
+class Daemon:
+    """Our addition: the daemon's socket, pidfile and metrics endpoint."""
+
+    socket_path: str = opt("/run/taucg/taucg.sock", "path")
+    # Members of this group may read through the socket; mutations need root.
+    socket_group: str = opt("adm", "str")
+    pidfile: str = opt("/run/taucg/taucg.pid", "path")
+    # "HOST:PORT" to serve Prometheus metrics; "" (the default) serves none.
+    metrics_address: str = opt("", "address")
 
 
 TasksMax = int | Literal["infinity"]
@@ -254,6 +280,7 @@ class Config:
     health_checking: HealthChecking = opt(HealthChecking(), "section", cls=HealthChecking)
     logging: Logging = opt(Logging(), "section", cls=Logging)
     sampler: SamplerSettings = opt(SamplerSettings(), "section", cls=SamplerSettings)
+    daemon: Daemon = opt(Daemon(), "section", cls=Daemon)
     tiers: Mapping[str, TierPolicy] = opt(MappingProxyType({}), "table_of", cls=TierPolicy)
     rules: tuple[Rule, ...] = opt((), "array_of", cls=Rule)
     recovery: RecoveryConfig = opt(RecoveryConfig(), "section", cls=RecoveryConfig)
@@ -376,6 +403,12 @@ def _convert_scalar(check: Check, value: Any) -> Any:
             check_unit_name(value)
         if kind == "str" and not value:
             raise ValueError("expected a non-empty string")
+        return value
+    if kind == "address":
+        if not isinstance(value, str):
+            raise ValueError(f"expected \"HOST:PORT\" or \"\", got {_type_name(value)}")
+        if value:
+            parse_address(value)
         return value
     if kind == "size":
         return parse_size(value)

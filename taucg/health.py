@@ -8,6 +8,7 @@ healthy or as broken. The score is the weighted mean of the rest.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -204,16 +205,11 @@ def combine(checks: list[CheckResult], weights: Mapping[str, float], threshold: 
     return Health(score, threshold, tuple(checks), dict(weights))
 
 
-def evaluate(cfg: Config, interval: float = 0.5) -> Health:
-    import asyncio
-
+async def assess(cfg: Config, prev: SystemSample, cur: SystemSample) -> Health:
+    """The configured checks over two system samples (the CPU check needs
+    the interval between them)."""
     hc = cfg.health_checking
     rm = cfg.resource_monitoring
-    weights = dict(hc.weights)
-    with Sampler() as sampler:
-        prev = sampler.system()
-        time.sleep(interval)
-        cur = sampler.system()
     checks: list[CheckResult] = []
     wanted = set(hc.system_health_checks)
     if "cpu_usage" in wanted:
@@ -223,7 +219,8 @@ def evaluate(cfg: Config, interval: float = 0.5) -> Health:
     if "disk_usage" in wanted:
         checks.append(check_disk(rm.disk_threshold_percent))
     if "network_connectivity" in wanted:
-        checks.append(check_network())
+        # pyroute2's synchronous API refuses to run inside an event loop.
+        checks.append(await asyncio.to_thread(check_network))
     if "temperature" in wanted:
         checks.append(check_temperature())
     if "pressure" in wanted:
@@ -232,5 +229,13 @@ def evaluate(cfg: Config, interval: float = 0.5) -> Health:
         from taucg.values import unit_name
 
         units = tuple(unit_name(u) for u in hc.service_health_checks)
-        checks.append(asyncio.run(check_services(units)))
-    return combine(checks, weights, hc.health_score_threshold)
+        checks.append(await check_services(units))
+    return combine(checks, dict(hc.weights), hc.health_score_threshold)
+
+
+def evaluate(cfg: Config, interval: float = 0.5) -> Health:
+    with Sampler() as sampler:
+        prev = sampler.system()
+        time.sleep(interval)
+        cur = sampler.system()
+    return asyncio.run(assess(cfg, prev, cur))

@@ -1,20 +1,33 @@
-"""Logs. For now the audit log: one JSON line per mutation (apply,
-placement, run) saying who did what, before -> after, and the result, in a
-file of its own that rotates at max_log_size_mb into gzip files.
+"""Logs: the daemon's structured log, the audit log and the performance log.
 
-Formatting is python-json-logger's; rotation is the standard library's
-RotatingFileHandler with a gzip rotator.
+- The main log (``log_file_path``): one JSON object per line with time,
+  level, logger, message and the record's own fields; also sent to journald
+  (same fields, upper-cased) where journald runs.
+- The audit log (``audit_log_path``): one line per mutation, who did what,
+  before -> after, and the result.
+- The performance log (``performance_log_path``): how long sweeps, applies
+  and recoveries took.
+
+Each file rotates at ``max_log_size_mb`` into gzip files; rotated files are
+kept up to ``rotated_files_kept`` and ``retention_days``. Formatting is
+python-json-logger's, rotation the standard library's RotatingFileHandler,
+journald systemd-python's JournalHandler.
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import logging.handlers
 import os
 import pwd
+import re
 import shutil
 import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +35,14 @@ from pythonjsonlogger.json import JsonFormatter
 
 from taucg.config import Logging
 
-ROTATED_FILES_KEPT = 10
+LOGGER = "taucg"
+JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+          "error": logging.ERROR, "critical": logging.CRITICAL}
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+# A LogRecord's own attributes; everything else on a record is a field.
+_RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
 def invoking_user() -> str:
@@ -30,52 +50,160 @@ def invoking_user() -> str:
     sudo_user = os.environ.get("SUDO_USER")
     if sudo_user:
         return f"{sudo_user} (uid {os.environ.get('SUDO_UID', '?')}, via sudo)"
-    uid = os.getuid()
+    return describe_uid(os.getuid())
+
+
+def describe_uid(uid: int) -> str:
     try:
         return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
     except KeyError:
         return f"uid {uid}"
 
 
-def _gzip_rotator(source: str, dest: str) -> None:
-    with open(source, "rb") as src, gzip.open(dest, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    os.remove(source)
+# --------------------------------------------------------------- files ---
 
 
-def rotating_handler(path: Path, settings: Logging) -> logging.Handler:
+def rotated_files(path: Path) -> list[Path]:
+    """path.1[.gz], path.2[.gz], ... newest first."""
+    found = []
+    for p in path.parent.glob(f"{path.name}.*"):
+        m = re.fullmatch(re.escape(path.name) + r"\.(\d+)(\.gz)?", p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def prune(path: Path, retention_days: float, now: float | None = None) -> list[Path]:
+    """Removes rotated files older than the retention; the count limit is
+    RotatingFileHandler's backupCount."""
+    cutoff = (now if now is not None else time.time()) - retention_days * 86400
+    removed = []
+    for p in rotated_files(path):
+        try:
+            if p.stat().st_mtime < cutoff:
+                p.unlink()
+                removed.append(p)
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+class _Rotator:
+    def __init__(self, path: Path, settings: Logging) -> None:
+        self.path = path
+        self.settings = settings
+
+    def __call__(self, source: str, dest: str) -> None:
+        if self.settings.log_compression:
+            with open(source, "rb") as src, gzip.open(dest, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.remove(source)
+        else:
+            os.rename(source, dest)
+        prune(self.path, self.settings.retention_days)
+
+
+def json_formatter() -> logging.Formatter:
+    return JsonFormatter("{asctime}{levelname}{name}{message}", style="{",
+                         rename_fields={"asctime": "time", "levelname": "level",
+                                        "name": "logger"},
+                         datefmt=DATE_FORMAT)
+
+
+def rotating_handler(path: Path, settings: Logging, structured: bool = True) -> logging.Handler:
     path.parent.mkdir(parents=True, exist_ok=True)
     max_bytes = settings.max_log_size_mb << 20 if settings.log_rotation else 0
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes,
-                                                   backupCount=ROTATED_FILES_KEPT,
+                                                   backupCount=settings.rotated_files_kept,
                                                    encoding="utf-8")
     if settings.log_compression:
         handler.namer = lambda name: f"{name}.gz"
-        handler.rotator = _gzip_rotator
-    handler.setFormatter(JsonFormatter(
-        "{asctime}{levelname}{name}{message}", style="{",
-        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-        datefmt="%Y-%m-%dT%H:%M:%S%z"))
+    handler.rotator = _Rotator(path, settings)
+    handler.setFormatter(json_formatter() if structured
+                         else logging.Formatter(TEXT_FORMAT, DATE_FORMAT))
     return handler
 
 
-_audit: dict[str, logging.Logger] = {}
+# ------------------------------------------------------------- journald ---
+
+
+def journald_running() -> bool:
+    return JOURNAL_SOCKET.exists()
+
+
+def _journal_send(message: str, **fields: Any) -> None:
+    from systemd import journal
+
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in _RECORD_ATTRS:
+            continue  # JournalHandler already sent these under journald's names
+        if key.isupper():
+            out[key] = value
+        elif value is not None:
+            # journald accepts only upper-case field names.
+            out[key.upper()] = value if isinstance(value, str) else json.dumps(value)
+    journal.send(message, **out)
+
+
+def journal_handler() -> logging.Handler:
+    from systemd.journal import JournalHandler
+
+    handler: logging.Handler = JournalHandler(sender_function=_journal_send,
+                                              SYSLOG_IDENTIFIER="taucg")
+    return handler
+
+
+# -------------------------------------------------------- the main log ---
+
+
+def setup(settings: Logging, *, to_stderr: bool = False) -> logging.Logger:
+    """(Re)configures the ``taucg`` logger tree for the daemon. Called again
+    on reload, it replaces the handlers. Returns the logger."""
+    logger = logging.getLogger(LOGGER)
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+        h.close()
+    logger.setLevel(LEVELS[settings.log_level])
+    logger.propagate = False
+    logger.addHandler(rotating_handler(Path(settings.log_file_path), settings,
+                                       settings.structured_logging))
+    prune(Path(settings.log_file_path), settings.retention_days)
+    journald = settings.journald and journald_running()
+    if journald:
+        logger.addHandler(journal_handler())
+    if to_stderr and not journald:
+        stderr = logging.StreamHandler(sys.stderr)
+        stderr.setFormatter(logging.Formatter(TEXT_FORMAT, DATE_FORMAT))
+        logger.addHandler(stderr)
+    return logger
+
+
+# ----------------------------------------------- audit and performance ---
+
+
+_side_logs: dict[tuple[str, str], logging.Logger] = {}
+
+
+def _side_logger(kind: str, path: str, settings: Logging) -> logging.Logger:
+    key = (kind, path)
+    logger = _side_logs.get(key)
+    if logger is None:
+        # Not from the global registry: one logger per file, never the root's.
+        logger = logging.Logger(f"taucg.{kind}")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(rotating_handler(Path(path), settings))
+        prune(Path(path), settings.retention_days)
+        _side_logs[key] = logger
+    return logger
 
 
 def audit_logger(settings: Logging) -> logging.Logger | None:
     """The audit logger, or None when audit_logging is off."""
     if not settings.audit_logging:
         return None
-    key = settings.audit_log_path
-    logger = _audit.get(key)
-    if logger is None:
-        # Not from the global registry: one logger per audit file.
-        logger = logging.Logger("taucg.audit")
-        logger.propagate = False
-        logger.setLevel(logging.INFO)
-        logger.addHandler(rotating_handler(Path(key), settings))
-        _audit[key] = logger
-    return logger
+    return _side_logger("audit", settings.audit_log_path, settings)
 
 
 def audit(settings: Logging, action: str, target: str, *, before: Any = None,
@@ -94,3 +222,140 @@ def audit(settings: Logging, action: str, target: str, *, before: Any = None,
     logger.info(f"{action} {target}: {result}", extra={
         "action": action, "target": target, "before": before, "after": after,
         "result": result, "who": who or invoking_user(), **fields})
+
+
+def perf(settings: Logging, what: str, seconds: float, **fields: Any) -> None:
+    """Records how long one operation took (sweep, apply, recovery, ...)."""
+    if not settings.performance_logging:
+        return
+    try:
+        logger = _side_logger("performance", settings.performance_log_path, settings)
+    except OSError as exc:
+        logging.getLogger(LOGGER).warning(
+            "cannot write the performance log %s: %s; check [logging] performance_log_path",
+            settings.performance_log_path, exc.strerror)
+        return
+    logger.info(f"{what} {seconds * 1000:.2f} ms",
+                extra={"operation": what, "seconds": round(seconds, 6), **fields})
+
+
+# ------------------------------------------------------ reading back ---
+
+LOG_NAMES = ("main", "audit", "performance")
+_TEXT_LINE = re.compile(r"(\S+) (DEBUG|INFO|WARNING|ERROR|CRITICAL) (\S+): (.*)")
+_JSON_LEVEL = re.compile(r'"level": "([A-Z]+)"')
+
+
+def log_paths(settings: Logging) -> dict[str, Path]:
+    return {"main": Path(settings.log_file_path), "audit": Path(settings.audit_log_path),
+            "performance": Path(settings.performance_log_path)}
+
+
+def parse_line(line: str) -> dict[str, Any] | None:
+    """One log line (JSON or the plain text format) -> a record dict."""
+    line = line.strip()
+    if not line:
+        return None
+    if line.startswith("{"):
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            return None
+        return value if isinstance(value, dict) else None
+    m = _TEXT_LINE.fullmatch(line)
+    if m is None:
+        return None
+    return {"time": m.group(1), "level": m.group(2), "logger": m.group(3),
+            "message": m.group(4)}
+
+
+def _lines_backwards(path: Path, block: int = 1 << 16) -> Iterator[str]:
+    """The file's lines, last first, reading blocks from the end."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        pos = f.tell()
+        tail = b""
+        while pos > 0:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            chunk = f.read(step) + tail
+            lines = chunk.split(b"\n")
+            tail = lines[0]
+            for line in reversed(lines[1:]):
+                if line:
+                    yield line.decode("utf-8", "replace")
+        if tail:
+            yield tail.decode("utf-8", "replace")
+
+
+def _file_lines_backwards(path: Path) -> Iterator[str]:
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+            yield from reversed(f.read().splitlines())
+    else:
+        yield from _lines_backwards(path)
+
+
+def recent(path: Path, count: int, level: str | None = None) -> list[dict[str, Any]]:
+    """The last ``count`` records at or above ``level``, oldest first,
+    reaching into rotated files when the current one has too few."""
+    floor = LEVELS[level] if level else 0
+    found: list[dict[str, Any]] = []
+    for p in [path, *rotated_files(path)]:
+        try:
+            for line in _file_lines_backwards(p):
+                rec = parse_line(line)
+                if rec is None:
+                    continue
+                if LEVELS.get(str(rec.get("level", "")).lower(), 0) >= floor:
+                    found.append(rec)
+                    if len(found) >= count:
+                        return found[::-1]
+        except (FileNotFoundError, EOFError, gzip.BadGzipFile):
+            continue
+    return found[::-1]
+
+
+@dataclass(frozen=True, slots=True)
+class LogStats:
+    log: str
+    path: str
+    exists: bool
+    size: int
+    records: int
+    levels: dict[str, int]
+    rotated: int
+    rotated_bytes: int
+    oldest_rotated: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+def stats(name: str, path: Path) -> LogStats:
+    """Size, record counts per level (current file), and the rotated files."""
+    levels: dict[str, int] = {}
+    records = 0
+    size = 0
+    exists = path.exists()
+    if exists:
+        size = path.stat().st_size
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                m = _JSON_LEVEL.search(line) or _TEXT_LINE.match(line)
+                if m:
+                    lvl = m.group(1) if m.re is _JSON_LEVEL else m.group(2)
+                    levels[lvl] = levels.get(lvl, 0) + 1
+                    records += 1
+    rotated = rotated_files(path)
+    sizes, times = [], []
+    for p in rotated:
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue
+        sizes.append(st.st_size)
+        times.append(st.st_mtime)
+    return LogStats(name, str(path), exists, size, records, levels, len(sizes), sum(sizes),
+                    min(times) if times else None)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from taucg import cgroupfs
 from taucg.config import TIER_NAMES, Config
@@ -298,3 +298,57 @@ async def place(client: Systemd, f: ProcessFacts, tier: str, cfg: Config, rule: 
     prio = tier_priority(tier, cfg.process_management.process_priority_levels)
     failures = tuple(apply_priority(f.pid, prio)) if prio else ()
     return Placement(f.pid, f.comm, tier, scope, rule, failures)
+
+
+async def place_by_rules(cfg: Config, client: Systemd | None, pid: int, *,
+                         dry_run: bool = False, since: float | None = None
+                         ) -> dict[str, Any] | None:
+    """Classifies one process and, unless dry_run, places (or pins) it.
+    Returns what happened, or None when no rule concerns it. ``since`` is
+    the proc-connector event's CLOCK_MONOTONIC time, for the latency."""
+    from taucg.logs import audit
+    from taucg.rules import ProcessGone, classify, facts
+
+    try:
+        f = facts(pid)
+    except ProcessGone:
+        return None
+    ok, _ = is_candidate(f, os.getpid())
+    verdict = classify(cfg.rules, f)
+    if verdict.tier is None or verdict.rule is None:
+        return None
+    rule = verdict.rule.label()
+    entry: dict[str, Any] = {"pid": pid, "comm": f.comm, "tier": verdict.tier, "rule": rule,
+                             "placed": False}
+    if not ok:
+        # A service's process stays in its unit; a rule may still pin it.
+        cpus = verdict.rule.rule.allowed_cpus
+        if cpus is None or not (f.unit or "").endswith(".service"):
+            return None
+        entry["pinned"] = str(cpus)
+        if not dry_run:
+            entry["threads_pinned"] = pin(pid, cpus.cpus)
+            audit(cfg.logging, "pin", f"{pid} ({f.comm})", after=f"CPUs {cpus}", rule=rule,
+                  unit=f.unit)
+        return entry
+    if dry_run:
+        return entry
+    if client is None:
+        raise ValueError("placing a process needs a systemd client")
+    adm = admit(cfg, verdict.tier)
+    if not adm.allowed:
+        entry["refused"] = adm.reason
+        return entry
+    try:
+        placed = await place(client, f, verdict.tier, cfg, rule)
+    except Exception as exc:
+        entry["error"] = str(exc)
+        return entry
+    entry.update(placed=True, scope=placed.scope)
+    audit(cfg.logging, "place", f"{pid} ({f.comm})", before=f.cgroup,
+          after=f"{placed.scope} in {verdict.tier}", rule=rule)
+    if since is not None:
+        entry["latency_ms"] = round((time.monotonic() - since) * 1000, 1)
+    if placed.priority_failures:
+        entry["priority_failures"] = list(placed.priority_failures)
+    return entry

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from taucg.config import TIER_NAMES, Config
+from taucg.logs import audit, perf
 from taucg.recovery_policy import Decision, RecoveryPolicy, UnitRecovery
 from taucg.store import CrashEvent, History
 from taucg.systemd import SERVICE, UNIT, Systemd, SystemdError, unit_path
@@ -259,8 +260,13 @@ class Recovery:
                                              decision.delay))
         self.log(f"{unit} failed ({result}); attempt {decision.attempt}: {decision.strategy}"
                  + (f" after {decision.delay:.1f}s" if decision.delay else ""))
+        started = time.monotonic()
         outcome = await self.act(unit, decision, result)
         self.history.set_outcome(row, outcome)
+        audit(self.cfg.logging, f"recovery {decision.strategy}", unit, before=result,
+              after=outcome, who="taucg recovery (automatic)", attempt=decision.attempt)
+        perf(self.cfg.logging, "recovery", time.monotonic() - started, unit=unit,
+             strategy=decision.strategy, outcome=outcome)
         return Outcome(decision, result, outcome)
 
     async def act(self, unit: str, d: Decision, result: str) -> str:

@@ -1,4 +1,5 @@
-"""Persistent state in SQLite (standard library, WAL): the crash history.
+"""Persistent state in SQLite (standard library, WAL): the crash history
+and the daemon's sample history.
 
 One row per crash event: when, which unit, systemd's Result, the exit code
 or signal, the attempt number, the action taken and its outcome. Retention
@@ -9,7 +10,7 @@ writes, and a daemon restart finds everything where it left it.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,24 +61,28 @@ class UnitStats:
     mtbf_seconds: float | None  # mean time between failures; None with one failure
 
 
-class History:
-    def __init__(self, path: Path, max_rows: int = 100_000, max_age_days: float = 90) -> None:
+class _Database:
+    """One SQLite file in WAL mode with a versioned schema."""
+
+    SCHEMA = ""
+    SCHEMA_VERSION = 1
+    WHAT = "database"
+
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.max_rows = max_rows
-        self.max_age_seconds = max_age_days * 86400
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=10, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
+            if version > self.SCHEMA_VERSION:
                 raise StoreError(f"{path} was written by a newer taucg (schema {version}); "
                                  "upgrade taucg or move the file aside")
-            self._db.executescript(SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.executescript(self.SCHEMA)
+            self._db.execute(f"PRAGMA user_version={self.SCHEMA_VERSION}")
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the crash history {path}: {exc}; check the state "
+            raise StoreError(f"cannot open the {self.WHAT} {path}: {exc}; check the state "
                              "directory's permissions, or move a damaged file aside") from exc
 
     def close(self) -> None:
@@ -93,6 +98,17 @@ class History:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
+
+
+class History(_Database):
+    SCHEMA = SCHEMA
+    SCHEMA_VERSION = SCHEMA_VERSION
+    WHAT = "crash history"
+
+    def __init__(self, path: Path, max_rows: int = 100_000, max_age_days: float = 90) -> None:
+        self.max_rows = max_rows
+        self.max_age_seconds = max_age_days * 86400
+        super().__init__(path)
 
     def record(self, e: CrashEvent) -> int:
         with self._tx() as db:
@@ -154,3 +170,38 @@ class History:
                                (unit, since)).fetchone()
         return int(row[0])
 
+
+
+class SampleHistory(_Database):
+    """The daemon's metric history (system and per tier), so that trends and
+    `taucg history` survive a daemon restart. Rows older than keep_seconds
+    are pruned as new ones arrive."""
+
+    SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    time REAL NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_time ON samples (time);
+"""
+    WHAT = "sample history"
+
+    def __init__(self, path: Path, keep_seconds: float) -> None:
+        self.keep_seconds = keep_seconds
+        super().__init__(path)
+
+    def add(self, now: float, values: Mapping[str, float]) -> None:
+        with self._tx() as db:
+            db.executemany("INSERT INTO samples (time, metric, value) VALUES (?, ?, ?)",
+                           [(now, k, v) for k, v in values.items()])
+            db.execute("DELETE FROM samples WHERE time < ?", (now - self.keep_seconds,))
+
+    def load(self, since: float | None = None) -> dict[str, list[tuple[float, float]]]:
+        """metric -> [(wall time, value)], oldest first."""
+        out: dict[str, list[tuple[float, float]]] = {}
+        rows = self._db.execute("SELECT time, metric, value FROM samples WHERE time >= ? "
+                                "ORDER BY time", (since or 0.0,))
+        for t, metric, value in rows:
+            out.setdefault(metric, []).append((t, value))
+        return out

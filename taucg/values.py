@@ -186,3 +186,14 @@ def check_unit_name(name: object) -> str:
             "(letters, digits and ':_.\\@-' only, at most 255 characters)"
         )
     return unit_name(name)
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """ "HOST:PORT" or "[V6]:PORT" -> (host, port); the host is required so
+    that serving on every interface is always a visible choice ("0.0.0.0")."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f'expected "HOST:PORT" such as "127.0.0.1:9464", got {text!r}')
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
