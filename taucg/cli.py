@@ -411,6 +411,11 @@ def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None,
             click.echo("\n".join(lines))
         return
     rows = _proc_rows(cfg, tier, critical)
+    if not rows and resolve_format(fmt) != "json":
+        which = (f"of the critical units ({', '.join(cfg.crash_recovery.critical_units)})"
+                 if critical else f"in the {tier} tier" if tier else "")
+        click.echo(f"no processes {which} are running".replace("  ", " "))
+        return
     ordered = _tree(rows) if tree else [(0, r) for r in rows]
     table = [[str(r["pid"]), str(r["ppid"]), r["user"], r["state"], human_bytes(r["rss"]),
               f'{r["cpu_seconds"]:.2f}', r["tier"] or "-", r["unit"] or "-",

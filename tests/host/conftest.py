@@ -1,0 +1,122 @@
+"""Host fixtures: a real `taucg daemon` process on a private socket.
+
+The daemon runs without systemd here (no system bus), which is itself a
+case worth covering: sampling, health, the API and the logs work, and
+placement and recovery wait for a bus."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from taucg.api import DaemonNotRunning, call
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class RunningDaemon:
+    root: Path
+    config: Path
+    socket: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "log"
+
+    def call(self, method: str, **params: object) -> object:
+        return call(self.socket, method, params, timeout=20)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "TAUCG_CONFIG": str(self.config)}
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # our own child, by PID
+            try:
+                return self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def write_config(root: Path, group: str = "root", extra: str = "") -> Path:
+    config = root / "taucg.toml"
+    config.write_text(f"""
+[resource_monitoring]
+interval_seconds = 1
+[health_checking]
+check_interval_seconds = 2
+[logging]
+log_file_path = "{root}/log/monitor.log"
+audit_log_path = "{root}/log/audit.log"
+performance_log_path = "{root}/log/performance.log"
+journald = false
+[crash_recovery]
+state_directory = "{root}/state"
+session_state_path = "{root}/session"
+[daemon]
+socket_path = "{root}/taucg.sock"
+socket_group = "{group}"
+pidfile = "{root}/taucg.pid"
+{extra}
+""")
+    return config
+
+
+def wait_until_serving(sock: Path, proc: subprocess.Popen[bytes] | None,
+                       timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            out = sock.parent / "daemon.out"
+            text = out.read_text() if out.exists() else ""
+            raise AssertionError(f"daemon exited {proc.returncode}: {text}")
+        try:
+            call(sock, "ping", timeout=5)
+            return
+        except DaemonNotRunning:
+            time.sleep(0.1)
+    raise AssertionError(f"daemon did not answer on {sock} within {timeout}s")
+
+
+@pytest.fixture
+def daemon_root() -> Iterator[Path]:
+    # Not tmp_path: pytest makes that 0700, and the access tests connect as
+    # nobody, who must reach the socket's directory.
+    root = Path(tempfile.mkdtemp(prefix="taucg-daemon-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def start_daemon(daemon_root: Path) -> Iterator[object]:
+    started: list[RunningDaemon] = []
+
+    def start(group: str = "root", extra: str = "") -> RunningDaemon:
+        config = write_config(daemon_root, group, extra)
+        # A file, not a pipe: nobody drains a pipe while the test runs.
+        with open(daemon_root / "daemon.out", "ab") as out:
+            proc = subprocess.Popen([str(BIN / "taucg"), "daemon", "--config", str(config)],
+                                    stdout=out, stderr=subprocess.STDOUT)
+        d = RunningDaemon(daemon_root, config, daemon_root / "taucg.sock", proc)
+        started.append(d)
+        wait_until_serving(d.socket, proc)
+        return d
+
+    yield start
+    for d in started:
+        d.stop()

@@ -1,0 +1,232 @@
+"""The socket API against a real daemon process: access by SO_PEERCRED,
+audit of refusals and mutations, malformed requests, reload, shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taucg.api import DaemonError, DaemonNotRunning, call
+
+NOBODY = 65534
+
+
+# The client as nobody uses the system Python and the standard library only:
+# the test venv's interpreter may sit under a directory nobody cannot enter.
+NOBODY_CLIENT = """
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect(sys.argv[1])
+except PermissionError as e:
+    print(json.dumps({"connect_error": "permission"}))
+    sys.exit(0)
+s.sendall(json.dumps({"id": 7, "method": sys.argv[2]}).encode() + b"\\n")
+buf = b""
+while not buf.endswith(b"\\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+print(buf.decode())
+"""
+
+
+def as_nobody(sock: Path, method: str) -> dict[str, Any]:
+    """Calls the API from a process running as nobody:nogroup, no other groups."""
+    r = subprocess.run(["/usr/bin/python3", "-c", NOBODY_CLIENT, str(sock), method],
+                       user=NOBODY, group=NOBODY, extra_groups=[], capture_output=True,
+                       text=True, timeout=60, cwd="/")
+    assert r.returncode == 0, r.stderr
+    result: dict[str, Any] = json.loads(r.stdout)
+    return result
+
+
+@contextlib.contextmanager
+def effective_nobody() -> Iterator[None]:
+    """This process as nobody for a moment (effective ids only)."""
+    groups = os.getgroups()
+    os.setgroups([NOBODY])
+    os.setegid(NOBODY)
+    os.seteuid(NOBODY)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+        os.setgroups(groups)
+
+
+def audit_records(d: Any) -> list[dict[str, Any]]:
+    path = d.log_dir / "audit.log"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def raw(sock: Path, payload: bytes, timeout: float = 10) -> list[dict[str, Any]]:
+    """Sends bytes as they are; returns every response line."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(str(sock))
+    s.sendall(payload)
+    s.shutdown(socket.SHUT_WR)
+    buf = b""
+    while chunk := s.recv(65536):
+        buf += chunk
+    s.close()
+    return [json.loads(line) for line in buf.splitlines()]
+
+
+def test_socket_mode_and_group(start_daemon: Any) -> None:
+    d = start_daemon(group="nogroup")
+    st = d.socket.stat()
+    assert oct(st.st_mode & 0o777) == "0o660"
+    assert st.st_uid == 0 and st.st_gid == NOBODY
+
+
+def test_group_member_reads_but_cannot_mutate_and_is_audited(start_daemon: Any) -> None:
+    d = start_daemon(group="nogroup")
+    ping = as_nobody(d.socket, "ping")
+    assert ping["ok"] is True and ping["result"]["pid"] == d.proc.pid
+    refused = as_nobody(d.socket, "reload")
+    assert refused["ok"] is False and refused["error"]["code"] == "forbidden", refused
+    assert "needs root" in refused["error"]["message"]
+    assert "nobody" in refused["error"]["message"]
+    records = [r for r in audit_records(d) if r["action"] == "api reload"]
+    assert len(records) == 1
+    assert records[0]["result"] == "refused: not root"
+    assert records[0]["who"].startswith("nobody (uid 65534)")
+    # Root may, and that is audited too.
+    assert call(d.socket, "reload")["reloaded"] is True
+    results = [r["result"] for r in audit_records(d) if r["action"] == "api reload"]
+    assert results == ["refused: not root", "ok"]
+    assert d.proc.poll() is None
+
+
+def test_outside_the_group_cannot_connect(start_daemon: Any) -> None:
+    d = start_daemon(group="root")
+    assert as_nobody(d.socket, "ping") == {"connect_error": "permission"}
+    # The CLI's client turns that into advice.
+    with effective_nobody(), pytest.raises(DaemonNotRunning) as err:
+        call(d.socket, "ping")
+    assert "permission denied" in str(err.value) and "socket_group" in str(err.value)
+
+
+def test_malformed_requests_get_errors_and_the_daemon_lives(start_daemon: Any) -> None:
+    d = start_daemon()
+    cases: list[tuple[bytes, str]] = [
+        (b"this is not json\n", "bad_request"),
+        (b"[1, 2, 3]\n", "bad_request"),
+        (b'{"method": 5}\n', "bad_request"),
+        (b'{"method": "ping", "params": [1]}\n', "bad_request"),
+        (b'{"method": "no.such.method"}\n', "unknown_method"),
+        (b'{"method": "logs.recent", "params": {"count": "many"}}\n', "bad_request"),
+        (b'{"method": "logs.recent", "params": {"count": 0}}\n', "bad_request"),
+        (b'{"method": "logs.recent", "params": {"level": "loud"}}\n', "bad_request"),
+        (b'{"method": "history", "params": {"metric": "no-such-metric"}}\n', "not_found"),
+        (b"\xff\xfe\x00garbage\n", "bad_request"),
+    ]
+    for payload, code in cases:
+        responses = raw(d.socket, payload)
+        assert len(responses) == 1, (payload, responses)
+        assert responses[0]["ok"] is False and responses[0]["error"]["code"] == code, (
+            payload, responses)
+    # Several requests on one connection, a bad one among them.
+    responses = raw(d.socket, b'{"id": 1, "method": "ping"}\nnope\n{"id": 3, "method": "ping"}\n')
+    assert [r["ok"] for r in responses] == [True, False, True]
+    assert [r["id"] for r in responses] == [1, None, 3]
+    # A request over the limit is answered and the connection closed.
+    responses = raw(d.socket, b'{"method": "ping", "pad": "' + b"x" * 200_000 + b'"}\n')
+    assert responses[0]["error"]["code"] == "too_large"
+    # A client that connects and vanishes, and one that sends half a line.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(str(d.socket))
+    s.close()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(str(d.socket))
+    s.sendall(b'{"method": "pi')
+    s.close()
+    assert d.call("ping")["pid"] == d.proc.pid
+    assert d.proc.poll() is None
+
+
+def test_reads_return_daemon_state(start_daemon: Any) -> None:
+    d = start_daemon()
+    deadline = time.monotonic() + 30
+    while d.call("status")["sweeps"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    status = d.call("status")
+    assert status["sweeps"] >= 3 and status["processes"] > 0
+    history = d.call("history")
+    assert len(history["metrics"]["memory_percent"]["points"]) >= 2
+    while d.call("health") is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    health = d.call("health")
+    assert 0.0 <= health["score"] <= 1.0
+    stats = {s["log"]: s for s in d.call("logs.stats")}
+    assert stats["main"]["levels"].get("INFO", 0) >= 1
+    assert stats["performance"]["records"] >= 3  # one per sweep
+    recent = d.call("logs.recent", count=2, log="performance")
+    assert len(recent) == 2 and all(r["operation"] == "sweep" for r in recent)
+
+
+def test_sighup_with_a_bad_config_keeps_the_old_one(start_daemon: Any) -> None:
+    d = start_daemon()
+    before = d.call("ping")
+    good = d.config.read_text()
+    d.config.write_text(good + "\n[resource_monitoring]\ninterval_seconds = -4\n")
+    os.kill(d.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    refused: list[dict[str, Any]] = []
+    while not refused and time.monotonic() < deadline:
+        refused = [r for r in d.call("logs.recent", count=50, level="error")
+                   if "reload refused" in r["message"]]
+        time.sleep(0.2)
+    assert refused, "no 'reload refused' record in the log"
+    after = d.call("ping")
+    assert after["generation"] == before["generation"]
+    assert after["interval_seconds"] == 1
+    assert d.proc.poll() is None
+    # A good config then reloads.
+    d.config.write_text(good.replace("interval_seconds = 1", "interval_seconds = 2"))
+    os.kill(d.proc.pid, signal.SIGHUP)
+    while d.call("ping")["generation"] == before["generation"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    after = d.call("ping")
+    assert after["generation"] == before["generation"] + 1 and after["interval_seconds"] == 2
+
+
+def test_sigterm_stops_cleanly_and_removes_the_socket(start_daemon: Any) -> None:
+    d = start_daemon()
+    assert d.stop() == 0
+    assert not d.socket.exists()
+
+
+def test_a_second_daemon_on_the_same_socket_is_refused(start_daemon: Any) -> None:
+    d = start_daemon()
+    r = subprocess.run([sys.executable, "-m", "taucg.cli", "daemon", "--config", str(d.config)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "another taucg daemon answers" in r.stdout + r.stderr
+    assert d.call("ping")["pid"] == d.proc.pid
+
+
+def test_root_mutation_errors_are_answered(start_daemon: Any) -> None:
+    d = start_daemon()
+    with pytest.raises(DaemonError) as err:
+        d.call("recovery.save_state", unit="a.service", path="/nonexistent")
+    assert err.value.code == "bad_request" and "/nonexistent" in str(err.value)
+    failed = [r for r in audit_records(d) if r["action"] == "api recovery.save_state"]
+    assert failed and failed[-1]["result"].startswith("failed:")
