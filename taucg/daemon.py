@@ -303,7 +303,9 @@ class Daemon:
                            self._prev_cgroups, cgroups)
         self._prev_cgroups = cgroups
         self._prev, self._cur = self._cur, sample
-        now = time.time()
+        # The history's clock: the sample's own time, so points read back
+        # from the store after a restart line up with those served before.
+        now = sample.monotonic + WALL_MINUS_MONOTONIC
         values: dict[str, float] = {}
         if update.rates is not None and update.rates.cpu_percent is not None:
             values["cpu_percent"] = update.rates.cpu_percent

@@ -131,7 +131,8 @@ def journald_running() -> bool:
     return JOURNAL_SOCKET.exists()
 
 
-def _journal_send(message: str, **fields: Any) -> None:
+def _journal_send(text: str, /, **fields: Any) -> None:
+    # Positional-only: the record's own "message" attribute arrives in fields.
     from systemd import journal
 
     out: dict[str, Any] = {}
@@ -143,7 +144,7 @@ def _journal_send(message: str, **fields: Any) -> None:
         elif value is not None:
             # journald accepts only upper-case field names.
             out[key.upper()] = value if isinstance(value, str) else json.dumps(value)
-    journal.send(message, **out)
+    journal.send(text, **out)
 
 
 def journal_handler() -> logging.Handler:

@@ -144,3 +144,21 @@ def test_performance_log(tmp_path: Path) -> None:
     off = settings(tmp_path / "off", performance_logging=False)
     logs.perf(off, "sweep", 1.0)
     assert not (tmp_path / "off" / "perf.log").exists()
+
+
+def test_journald_fields_are_upper_cased(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What reaches journald's send(): our fields upper-cased (journald drops
+    lower-case names), values as text, the LogRecord's own attributes not
+    repeated. The real journal is checked in tests/vm."""
+    from systemd import journal
+
+    sent: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(journal, "send", lambda text, **kw: sent.append((text, kw)))
+    logger = logging.Logger("taucg.test")
+    logger.addHandler(logs.journal_handler())
+    logger.warning("disk %s full", "/var", extra={"mount": "/var", "usage": {"pct": 97}})
+    text, fields = sent[0]
+    assert text == "disk /var full"
+    assert fields["MOUNT"] == "/var" and fields["USAGE"] == '{"pct": 97}'
+    assert fields["SYSLOG_IDENTIFIER"] == "taucg" and fields["PRIORITY"] == "4"
+    assert not any(k.islower() for k in fields)

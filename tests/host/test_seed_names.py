@@ -33,6 +33,11 @@ def argv(line: str) -> list[str]:
     return [str(BIN / words[0]), *words[1:]]
 
 
+def run(line: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv(line), capture_output=True, check=False, text=True, env=env,
+                          timeout=timeout)
+
+
 def check_clean(line: str, r: subprocess.CompletedProcess[str]) -> None:
     out = r.stdout + r.stderr
     for bad in ("Traceback", "No such command", "No such option", "no such option"):
@@ -52,7 +57,7 @@ def test_every_seed_command_line_runs(start_daemon: Any) -> None:
     env = d.env()
     cli_lines = [line for line in seed_lines() if line.startswith("tau-monitor-cli")]
     for line in cli_lines:
-        r = subprocess.run(argv(line), capture_output=True, text=True, env=env, timeout=120)
+        r = run(line, env, 120)
         check_clean(line, r)
         allowed = HEALTH_VERDICT if " health" in line else {0}
         assert r.returncode in allowed, f"{line}: exit {r.returncode}\n{r.stdout}{r.stderr}"
@@ -67,7 +72,7 @@ def test_every_seed_command_line_runs(start_daemon: Any) -> None:
             proc.send_signal(signal.SIGTERM)  # our own child, by PID
             assert proc.wait(30) == 0, line
         elif line.endswith("--daemon"):
-            r = subprocess.run(argv(line), capture_output=True, text=True, env=env, timeout=60)
+            r = run(line, env, 60)
             check_clean(line, r)
             assert r.returncode == 0, f"{line}: {r.stdout}{r.stderr}"
             pidfile = d.root / "taucg.pid"
@@ -80,7 +85,7 @@ def test_every_seed_command_line_runs(start_daemon: Any) -> None:
                 time.sleep(0.1)
             assert not pidfile.exists(), "the pidfile outlived the daemon"
         else:
-            r = subprocess.run(argv(line), capture_output=True, text=True, env=env, timeout=120)
+            r = run(line, env, 120)
             check_clean(line, r)
             assert r.returncode in HEALTH_VERDICT, f"{line}: {r.stdout}{r.stderr}"
             assert r.stdout.startswith("health "), r.stdout
@@ -91,7 +96,7 @@ def test_commands_needing_the_daemon_say_so(daemon_root: Path) -> None:
 
     env = {**os.environ, "TAUCG_CONFIG": str(write_config(daemon_root))}
     for line in ("tau-monitor-cli logs --stats", "taucg alerts", "taucg history"):
-        r = subprocess.run(argv(line), capture_output=True, text=True, env=env, timeout=60)
+        r = run(line, env, 60)
         assert r.returncode == 3, (line, r.stdout, r.stderr)
         assert "the taucg daemon is not running" in r.stderr
         assert "systemctl start taucg" in r.stderr
@@ -101,7 +106,7 @@ def test_commands_needing_the_daemon_say_so(daemon_root: Path) -> None:
 def test_tau_monitor_daemon_refuses_a_second_one(start_daemon: Any) -> None:
     d = start_daemon()
     (d.root / "taucg.pid").write_text(f"{d.proc.pid}\n")
-    r = subprocess.run(argv("tau-monitor --daemon"), capture_output=True, text=True,
+    r = subprocess.run(argv("tau-monitor --daemon"), capture_output=True, check=False, text=True,
                        env=d.env(), timeout=60)
     assert r.returncode == 1
     assert f"already runs as pid {d.proc.pid}" in r.stdout + r.stderr

@@ -1,0 +1,244 @@
+"""taucg.service under real systemd: READY, the watchdog, restart after
+kill -9 with the history kept, SIGHUP with a bad config, the socket API,
+journald fields, metrics, placement and the hardening."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taucg.api import call
+from taucg.systemd import SERVICE, BlockingSystemd, NoSuchUnit
+
+from .helpers import Units, unit_state, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+UNIT = "taucg.service"
+UNIT_FILE = Path("/etc/systemd/system") / UNIT
+DROPIN = Path("/etc/systemd/system/taucg.service.d/50-test.conf")
+CONFIG = Path("/etc/taucg/taucg.toml")
+LINK = Path("/usr/local/bin/taucg")
+SOCKET = Path("/run/taucg/taucg.sock")
+WATCHDOG_SEC = 15
+CONFIG_TEXT = """
+[resource_monitoring]
+interval_seconds = 1
+
+[health_checking]
+check_interval_seconds = 5
+
+[daemon]
+metrics_address = "127.0.0.1:9464"
+
+[[rules]]
+name = "dprey"
+comm = "taucg-dprey"
+tier = "low"
+"""
+
+
+def ask(method: str, **params: Any) -> Any:
+    return call(SOCKET, method, params, timeout=120)
+
+
+def main_pid(systemd: BlockingSystemd) -> int:
+    return int(systemd.get_property(UNIT, "MainPID", SERVICE))
+
+
+def serving() -> bool:
+    try:
+        ask("ping")
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def service(systemd: BlockingSystemd) -> Iterator[None]:
+    """The shipped unit, unchanged, plus a drop-in that shortens the
+    watchdog so a test can watch two periods go by."""
+    shutil.copy(ROOT / "units" / UNIT, UNIT_FILE)
+    DROPIN.parent.mkdir(parents=True, exist_ok=True)
+    DROPIN.write_text(f"[Service]\nWatchdogSec={WATCHDOG_SEC}\nRestartSec=1\n")
+    CONFIG.parent.mkdir(parents=True, exist_ok=True)
+    CONFIG.write_text(CONFIG_TEXT)
+    if LINK.exists() or LINK.is_symlink():
+        LINK.unlink()
+    LINK.symlink_to(Path(sys.executable).parent / "taucg")
+    systemd.reload()
+    systemd.start(UNIT, timeout=300)
+    yield
+    systemd.stop(UNIT, timeout=120)
+    with contextlib.suppress(NoSuchUnit):  # an inactive unit may be unloaded already
+        systemd.reset_failed(UNIT)
+    for p in (DROPIN, UNIT_FILE, CONFIG, LINK):
+        p.unlink(missing_ok=True)
+    systemd.reload()
+
+
+def test_starts_and_reaches_ready(service: None, systemd: BlockingSystemd) -> None:
+    # Type=notify: the start job finished only after READY=1.
+    assert unit_state(systemd, UNIT) == "active"
+    assert systemd.get_property(UNIT, "SubState") == "running"
+    status = wait_for(lambda: str(systemd.get_property(UNIT, "StatusText", SERVICE))
+                      .startswith("sweep"), 60, "a STATUS= line from a sweep")
+    assert status
+    pid = main_pid(systemd)
+    assert ask("ping")["pid"] == pid
+    cgroup = Path(f"/proc/{pid}/cgroup").read_text()
+    assert "/tau.slice/tau-critical.slice/taucg.service" in cgroup
+    st = SOCKET.stat()
+    assert oct(st.st_mode & 0o777) == "0o660" and st.st_gid == 4  # adm
+
+
+def test_hardening_holds(service: None, systemd: BlockingSystemd) -> None:
+    pid = main_pid(systemd)
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    assert fields["NoNewPrivs"].strip() == "1"
+    # CAP_CHOWN 0, DAC_OVERRIDE 1, KILL 5, NET_ADMIN 12, SYS_PTRACE 19,
+    # SYS_NICE 23, SYS_RESOURCE 24.
+    want = sum(1 << n for n in (0, 1, 5, 12, 19, 23, 24))
+    assert int(fields["CapBnd"], 16) == want
+    # ProtectSystem=strict: /usr is read-only for the daemon.
+    r = subprocess.run(["nsenter", "-t", str(pid), "-m", "touch", "/usr/taucg-probe"],
+                       capture_output=True, check=False, text=True)
+    assert r.returncode != 0 and "Read-only file system" in r.stderr
+
+
+def test_journald_gets_the_fields(service: None) -> None:
+    def started() -> list[dict[str, Any]]:
+        r = subprocess.run(["journalctl", "-u", UNIT, "-o", "json", "--no-pager"],
+                           capture_output=True, check=False, text=True)
+        entries = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+        return [e for e in entries if e.get("SYSLOG_IDENTIFIER") == "taucg"
+                and "started" in str(e.get("MESSAGE"))]
+
+    entries = wait_for(started, 60, "the start record in the journal")
+    assert entries[-1]["CONFIG"] == str(CONFIG)
+    assert entries[-1]["LOGGER"] == "taucg"
+
+
+def test_api_apply_metrics_and_placement(service: None, systemd: BlockingSystemd,
+                                         units: Units, tmp_path: Path,
+                                         report: Callable[[str], None]) -> None:
+    done = ask("apply")
+    assert done["drift"] == []
+    wait_for(lambda: "low" in (ask("status").get("tiers") or {}), 60,
+             "tier usage from the daemon's sweep")
+    body = wait_for(_metrics, 60, "the metrics endpoint")
+    assert 'taucg_tier_memory_bytes{tier="critical"}' in body
+    assert "taucg_sampler_sweeps_total" in body
+    wait_for(lambda: "taucg_health_score" in _metrics(), 60, "a health score in the metrics")
+    # Placement on exec, by the daemon.
+    exe = tmp_path / "taucg-dprey"
+    shutil.copy2("/bin/sleep", exe)
+    p = subprocess.Popen(["systemd-run", "--quiet", "--scope", "--unit",
+                          units.name("dprey", "scope"), str(exe), "300"])
+    try:
+        t0 = time.monotonic()
+        wait_for(lambda: "/tau-low.slice/taucg-low-taucg-dprey-"
+                 in Path(f"/proc/{p.pid}/cgroup").read_text(), 120,
+                 "the daemon to place the prey")
+        report(f"\ndaemon placement seen {time.monotonic() - t0:.2f} s after spawn (VM)")
+    finally:
+        p.terminate()
+        p.wait(60)
+
+
+def _metrics() -> str:
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:9464/metrics", timeout=30) as r:
+            return str(r.read().decode())
+    except OSError:
+        return ""
+
+
+def test_watchdog_keeps_it_alive(service: None, systemd: BlockingSystemd) -> None:
+    pid = main_pid(systemd)
+    restarts = int(systemd.get_property(UNIT, "NRestarts", SERVICE))
+    assert int(systemd.get_property(UNIT, "WatchdogUSec", SERVICE)) == WATCHDOG_SEC * 10**6
+    time.sleep(2.5 * WATCHDOG_SEC)
+    assert main_pid(systemd) == pid
+    assert int(systemd.get_property(UNIT, "NRestarts", SERVICE)) == restarts
+    assert unit_state(systemd, UNIT) == "active"
+
+
+def test_sighup_with_a_bad_config_keeps_running_on_the_old(service: None,
+                                                           systemd: BlockingSystemd) -> None:
+    pid = main_pid(systemd)
+    before = ask("ping")
+    CONFIG.write_text(CONFIG_TEXT.replace("interval_seconds = 1", "interval_seconds = 0"))
+    try:
+        systemd.reload_unit(UNIT, timeout=120)  # ExecReload: kill -HUP $MAINPID
+
+        def refused() -> list[dict[str, Any]]:
+            return [r for r in ask("logs.recent", count=50, level="error")
+                    if "reload refused" in r["message"]]
+
+        records = wait_for(refused, 60, "the refusal in the log")
+        assert "interval_seconds" in records[-1]["message"]
+        after = ask("ping")
+        assert after["generation"] == before["generation"]
+        assert after["interval_seconds"] == 1
+        assert main_pid(systemd) == pid and unit_state(systemd, UNIT) == "active"
+    finally:
+        CONFIG.write_text(CONFIG_TEXT)
+
+
+def test_kill_9_restarts_with_history_intact(service: None, systemd: BlockingSystemd) -> None:
+    wait_for(lambda: len(ask("history", metric="memory_percent")["metrics"]
+                         ["memory_percent"]["points"]) >= 5, 120, "five history points")
+    before = ask("history", metric="memory_percent")["metrics"]["memory_percent"]["points"]
+    killed_at = time.time()
+    pid = main_pid(systemd)
+    restarts = int(systemd.get_property(UNIT, "NRestarts", SERVICE))
+    os.kill(pid, signal.SIGKILL)  # the service this module started
+    wait_for(lambda: main_pid(systemd) not in (0, pid) and serving(), 300,
+             "systemd to restart the daemon")
+    assert int(systemd.get_property(UNIT, "NRestarts", SERVICE)) == restarts + 1
+    after = ask("history", metric="memory_percent")["metrics"]["memory_percent"]["points"]
+    # The last minute before the kill (older points may age out of the
+    # history window while the VM restarts the daemon).
+    recent = [(t, v) for t, v in before if t > killed_at - 60]
+    assert len(recent) >= 5
+    for t, v in recent:
+        assert any(abs(t - t2) < 0.01 and abs(v - v2) < 1e-6 for t2, v2 in after), (
+            f"point {t} ({v}) from before the kill is lost")
+
+
+def test_a_hung_daemon_is_killed_by_the_watchdog(service: None,
+                                                 systemd: BlockingSystemd) -> None:
+    """The watchdog can fail: a stopped loop stops the pings, and systemd
+    kills and restarts the daemon."""
+    wait_for(serving, 120, "the daemon to serve")
+    pid = main_pid(systemd)
+    restarts = int(systemd.get_property(UNIT, "NRestarts", SERVICE))
+    os.kill(pid, signal.SIGSTOP)  # the service this module started
+    wait_for(lambda: int(systemd.get_property(UNIT, "NRestarts", SERVICE)) > restarts,
+             WATCHDOG_SEC * 4 + 60, "a watchdog restart")
+    assert main_pid(systemd) != pid
+    wait_for(serving, 300, "the restarted daemon to serve")
+    r = subprocess.run(["journalctl", "-u", UNIT, "--no-pager", "-o", "cat"],
+                       capture_output=True, check=False, text=True)
+    assert "Watchdog timeout" in r.stdout
+
+
+def test_stop_is_clean(service: None, systemd: BlockingSystemd) -> None:
+    systemd.stop(UNIT, timeout=120)
+    assert unit_state(systemd, UNIT) == "inactive"
+    assert str(systemd.get_property(UNIT, "Result", SERVICE)) == "success"
+    assert not SOCKET.exists()
+    systemd.start(UNIT, timeout=300)
