@@ -764,7 +764,8 @@ def save_state_cmd(unit: str, file: Path, config_path: str | None) -> None:
 
 
 @recovery_cmd.command("leave-safe-mode")
-def leave_safe_mode_cmd() -> None:
+@config_option
+def leave_safe_mode_cmd(config_path: str | None) -> None:
     """Thaw the Low and Background tiers frozen by safe mode."""
     from taucg.recovery import leave_safe_mode
 
@@ -776,6 +777,9 @@ def leave_safe_mode_cmd() -> None:
             await client.close()
 
     thawed = _run_async(run())
+    if thawed:
+        audit(load_config(config_path).logging, "leave-safe-mode", ", ".join(thawed),
+              before="frozen", after="thawed")
     click.echo(f"thawed: {', '.join(thawed) or 'nothing was frozen'}")
 
 

@@ -25,6 +25,10 @@ _TIER_GAUGES = (
     ("tasks", "taucg_tier_tasks", "pids.current of the tier slice"),
     ("memory_pressure_avg10", "taucg_tier_memory_pressure_avg10",
      "memory.pressure some avg10 of the tier slice, percent"),
+    ("cpu_pressure_avg10", "taucg_tier_cpu_pressure_avg10",
+     "cpu.pressure some avg10 of the tier slice, percent"),
+    ("io_pressure_avg10", "taucg_tier_io_pressure_avg10",
+     "io.pressure some avg10 of the tier slice, percent"),
 )
 _TIER_COUNTERS = (
     ("io_read_bytes", "taucg_tier_io_read_bytes", "bytes read by the tier (io.stat)"),

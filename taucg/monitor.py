@@ -168,6 +168,8 @@ class TierUsage:
     io_read_bytes: int | None
     io_write_bytes: int | None
     memory_pressure_avg10: float | None
+    cpu_pressure_avg10: float | None = None
+    io_pressure_avg10: float | None = None
 
 
 def tier_usage(tier_paths: Mapping[str, str], prev: Mapping[str, CgroupSample | None],
@@ -188,6 +190,8 @@ def tier_usage(tier_paths: Mapping[str, str], prev: Mapping[str, CgroupSample | 
             io_read_bytes=c.io.read_bytes if c.io else None,
             io_write_bytes=c.io.write_bytes if c.io else None,
             memory_pressure_avg10=c.pressure_memory.some.avg10 if c.pressure_memory else None,
+            cpu_pressure_avg10=c.pressure_cpu.some.avg10 if c.pressure_cpu else None,
+            io_pressure_avg10=c.pressure_io.some.avg10 if c.pressure_io else None,
         )
     return out
 

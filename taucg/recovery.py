@@ -203,6 +203,8 @@ class Recovery:
             write_atomic(TAKE_OVER_DIR / f"{unit}.d" / "50-taucg-take-over.conf",
                          "# Written by taucg recovery (systemd_restart = take_over).\n"
                          "[Service]\nRestart=no\n")
+            audit(self.cfg.logging, "recovery take-over", unit, before=f"Restart={restart}",
+                  after="Restart=no (runtime drop-in)", who="taucg recovery (automatic)")
             taken.append(unit)
         if taken:
             await self.client.reload()

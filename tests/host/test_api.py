@@ -230,3 +230,28 @@ def test_root_mutation_errors_are_answered(start_daemon: Any) -> None:
     assert err.value.code == "bad_request" and "/nonexistent" in str(err.value)
     failed = [r for r in audit_records(d) if r["action"] == "api recovery.save_state"]
     assert failed and failed[-1]["result"].startswith("failed:")
+
+
+def test_metrics_endpoint_serves_the_daemon_state(start_daemon: Any) -> None:
+    import urllib.request
+
+    with socket.socket() as s:  # a free loopback port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = start_daemon(extra=f'metrics_address = "127.0.0.1:{port}"')
+    deadline = time.monotonic() + 30
+    while d.call("status")["sweeps"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        body = r.read().decode()
+    sweeps = [line for line in body.splitlines() if line.startswith("taucg_sampler_sweeps_total")]
+    assert sweeps and float(sweeps[0].split()[1]) >= 2
+    assert "taucg_sampler_sweep_seconds_total" in body
+    assert "taucg_system_memory_percent" in body
+    assert "process_resident_memory_bytes" in body  # the daemon's own
+
+
+def test_metrics_are_off_by_default() -> None:
+    from taucg.config import builtin
+
+    assert builtin().daemon.metrics_address == ""
