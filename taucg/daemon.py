@@ -30,6 +30,7 @@ from taucg.api import ApiError, Method, Peer, Server, param
 from taucg.config import TIER_NAMES, Config, ConfigError
 from taucg.config import load as load_config
 from taucg.monitor import Monitor, Thresholds, TierUsage, tier_usage
+from taucg.procs import ZombieReaper, in_tiers, place_by_rules
 from taucg.sampler import EventsUnavailable, Sampler, SystemSample
 from taucg.tiers import PARENT, slice_name
 
@@ -107,8 +108,6 @@ class Daemon:
         self.server = Server(self._methods(), self._audit_api, self.log.error)
         self.metrics_address: str | None = None
         self._metrics: tuple[Any, Any] | None = None
-        from taucg.procs import ZombieReaper, in_tiers
-
         self.reaper = ZombieReaper(in_scope=in_tiers)
         self._stubborn: set[int] = set()
 
@@ -402,8 +401,6 @@ class Daemon:
         return self._client
 
     async def _placement(self) -> None:
-        from taucg.procs import place_by_rules
-
         if os.geteuid() != 0:
             self.log.warning("placement needs root (the proc connector and systemd); off")
             return
@@ -418,19 +415,18 @@ class Daemon:
         loop.add_reader(events.fileno(), ready.set)
         try:
             for r in self.sampler.processes():
-                await self._place(place_by_rules, client, r.pid, None)
+                await self._place(client, r.pid, None)
             while True:
                 await ready.wait()
                 ready.clear()
                 for ev in events.read():
                     if ev.kind == "exec":
-                        await self._place(place_by_rules, client, ev.pid, ev.timestamp)
+                        await self._place(client, ev.pid, ev.timestamp)
         finally:
             loop.remove_reader(events.fileno())
             events.close()
 
-    async def _place(self, place_by_rules: Any, client: Systemd, pid: int,
-                     since: float | None) -> None:
+    async def _place(self, client: Systemd, pid: int, since: float | None) -> None:
         entry = await place_by_rules(self.cfg, client, pid, since=since)
         if entry is None:
             return

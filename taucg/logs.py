@@ -183,20 +183,27 @@ def setup(settings: Logging, *, to_stderr: bool = False) -> logging.Logger:
 # ----------------------------------------------- audit and performance ---
 
 
-_side_logs: dict[tuple[str, str], logging.Logger] = {}
+_side_logs: dict[tuple[str, str], tuple[Logging, logging.Logger]] = {}
 
 
 def _side_logger(kind: str, path: str, settings: Logging) -> logging.Logger:
     key = (kind, path)
-    logger = _side_logs.get(key)
-    if logger is None:
-        # Not from the global registry: one logger per file, never the root's.
-        logger = logging.Logger(f"taucg.{kind}")
-        logger.propagate = False
-        logger.setLevel(logging.INFO)
-        logger.addHandler(rotating_handler(Path(path), settings))
-        prune(Path(path), settings.retention_days)
-        _side_logs[key] = logger
+    cached = _side_logs.get(key)
+    if cached is not None and cached[0] == settings:
+        return cached[1]
+    if cached is not None:
+        # A reload changed rotation or retention: one handler per file, or
+        # two would rotate it under each other.
+        for h in list(cached[1].handlers):
+            cached[1].removeHandler(h)
+            h.close()
+    # Not from the global registry: one logger per file, never the root's.
+    logger = logging.Logger(f"taucg.{kind}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(rotating_handler(Path(path), settings))
+    prune(Path(path), settings.retention_days)
+    _side_logs[key] = (settings, logger)
     return logger
 
 

@@ -19,20 +19,22 @@ from taucg.values import parse_address
 if TYPE_CHECKING:
     from taucg.daemon import Daemon
 
-_TIER_GAUGES = (
-    ("cpu_percent", "taucg_tier_cpu_percent", "CPU use of the tier, percent of one CPU"),
-    ("memory_bytes", "taucg_tier_memory_bytes", "memory.current of the tier slice"),
-    ("tasks", "taucg_tier_tasks", "pids.current of the tier slice"),
-    ("memory_pressure_avg10", "taucg_tier_memory_pressure_avg10",
+_TIER_METRICS: tuple[tuple[str, type, str, str], ...] = (
+    ("cpu_percent", GaugeMetricFamily, "taucg_tier_cpu_percent",
+     "CPU use of the tier, percent of one CPU"),
+    ("memory_bytes", GaugeMetricFamily, "taucg_tier_memory_bytes",
+     "memory.current of the tier slice"),
+    ("tasks", GaugeMetricFamily, "taucg_tier_tasks", "pids.current of the tier slice"),
+    ("memory_pressure_avg10", GaugeMetricFamily, "taucg_tier_memory_pressure_avg10",
      "memory.pressure some avg10 of the tier slice, percent"),
-    ("cpu_pressure_avg10", "taucg_tier_cpu_pressure_avg10",
+    ("cpu_pressure_avg10", GaugeMetricFamily, "taucg_tier_cpu_pressure_avg10",
      "cpu.pressure some avg10 of the tier slice, percent"),
-    ("io_pressure_avg10", "taucg_tier_io_pressure_avg10",
+    ("io_pressure_avg10", GaugeMetricFamily, "taucg_tier_io_pressure_avg10",
      "io.pressure some avg10 of the tier slice, percent"),
-)
-_TIER_COUNTERS = (
-    ("io_read_bytes", "taucg_tier_io_read_bytes", "bytes read by the tier (io.stat)"),
-    ("io_write_bytes", "taucg_tier_io_write_bytes", "bytes written by the tier (io.stat)"),
+    ("io_read_bytes", CounterMetricFamily, "taucg_tier_io_read_bytes",
+     "bytes read by the tier (io.stat)"),
+    ("io_write_bytes", CounterMetricFamily, "taucg_tier_io_write_bytes",
+     "bytes written by the tier (io.stat)"),
 )
 
 
@@ -44,20 +46,13 @@ class DaemonCollector(Collector):
         d = self.daemon
         tick = d.last
         if tick is not None:
-            for attr, name, doc in _TIER_GAUGES:
-                g = GaugeMetricFamily(name, doc, labels=["tier"])
+            for attr, family, name, doc in _TIER_METRICS:
+                metric = family(name, doc, labels=["tier"])
                 for tier, u in tick.tiers.items():
                     v = getattr(u, attr)
                     if v is not None:
-                        g.add_metric([tier], float(v))
-                yield g
-            for attr, name, doc in _TIER_COUNTERS:
-                c = CounterMetricFamily(name, doc, labels=["tier"])
-                for tier, u in tick.tiers.items():
-                    v = getattr(u, attr)
-                    if v is not None:
-                        c.add_metric([tier], float(v))
-                yield c
+                        metric.add_metric([tier], float(v))
+                yield metric
             if tick.cpu_percent is not None:
                 yield GaugeMetricFamily("taucg_system_cpu_percent",
                                         "whole-system CPU use, percent", value=tick.cpu_percent)
