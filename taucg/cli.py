@@ -925,27 +925,28 @@ def main() -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tau-monitor")
-@click.option("--foreground", "mode", flag_value="foreground",
+@click.option("--foreground", is_flag=True,
               help="run the daemon in the foreground (as 'taucg daemon')")
-@click.option("--daemon", "mode", flag_value="daemon",
+@click.option("--daemon", "detach", is_flag=True,
               help="fork into the background and write [daemon] pidfile; under systemd use "
                    "'systemctl start taucg' instead")
-@click.option("--check", "mode", flag_value="check",
+@click.option("--check", is_flag=True,
               help="run one health check; exit 0 if healthy, 1 below the threshold")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
 @click.pass_context
-def tau_monitor(ctx: click.Context, mode: str | None, config_path: str | None) -> None:
+def tau_monitor(ctx: click.Context, foreground: bool, detach: bool, check: bool,
+                config_path: str | None) -> None:
     """tau-monitor: the taucg daemon under its older name."""
-    if mode is None:
-        raise click.UsageError("choose --foreground, --daemon or --check")
+    if foreground + detach + check != 1:
+        raise click.UsageError("choose one of --foreground, --daemon or --check")
     try:
         cfg = load_config(config_path)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"tau-monitor: {problem}", err=True)
         raise click.exceptions.Exit(2) from None
-    if mode != "check":
-        ctx.invoke(daemon_cmd, detach=mode == "daemon", config_path=config_path)
+    if not check:
+        ctx.invoke(daemon_cmd, detach=detach, config_path=config_path)
         return
     from taucg.health import evaluate
 

@@ -110,3 +110,13 @@ def test_tau_monitor_daemon_refuses_a_second_one(start_daemon: Any) -> None:
                        env=d.env(), timeout=60)
     assert r.returncode == 1
     assert f"already runs as pid {d.proc.pid}" in r.stdout + r.stderr
+
+
+def test_tau_monitor_wants_exactly_one_mode(daemon_root: Path) -> None:
+    from tests.host.conftest import write_config
+
+    env = {**os.environ, "TAUCG_CONFIG": str(write_config(daemon_root))}
+    for line in ("tau-monitor", "tau-monitor --daemon --check"):
+        r = run(line, env, 60)
+        assert r.returncode == 2, (line, r.stdout, r.stderr)
+        assert "choose one of --foreground, --daemon or --check" in r.stderr
