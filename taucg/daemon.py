@@ -214,12 +214,21 @@ class Daemon:
             self._tasks[name] = asyncio.get_running_loop().create_task(
                 self._guard(name, work), name=f"taucg-{name}")
 
-    async def _stop_workers(self) -> None:
-        tasks = list(self._tasks.values())
+    async def _stop_workers(self, grace: float = 10.0) -> None:
+        """Cancels the workers, and cancels again while any is still running:
+        a cancellation that lands as an inner await completes can be lost
+        (asyncio.wait_for in Python 3.11), and a worker that swallowed one
+        would otherwise keep the daemon from stopping."""
+        pending = set(self._tasks.values())
         self._tasks.clear()
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        deadline = time.monotonic() + grace
+        while pending and time.monotonic() < deadline:
+            for t in pending:
+                t.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)
+        if pending:
+            self.log.error("workers did not stop within %g s: %s", grace,
+                           ", ".join(t.get_name() for t in pending))
 
     async def _guard(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Keeps one worker alive: an unexpected error is logged and the

@@ -238,7 +238,9 @@ def test_a_hung_daemon_is_killed_by_the_watchdog(service: None,
 
 def test_stop_is_clean(service: None, systemd: BlockingSystemd) -> None:
     systemd.stop(UNIT, timeout=120)
-    assert unit_state(systemd, UNIT) == "inactive"
+    journal = subprocess.run(["journalctl", "-u", UNIT, "-n", "40", "--no-pager"],
+                             capture_output=True, check=False, text=True).stdout
+    assert unit_state(systemd, UNIT) == "inactive", journal
     assert str(systemd.get_property(UNIT, "Result", SERVICE)) == "success"
     assert not SOCKET.exists()
     systemd.start(UNIT, timeout=300)
