@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -132,7 +133,7 @@ def test_journald_gets_the_fields(service: None) -> None:
 
 
 def test_api_apply_metrics_and_placement(service: None, systemd: BlockingSystemd,
-                                         units: Units, tmp_path: Path,
+                                         units: Units,
                                          report: Callable[[str], None]) -> None:
     done = ask("apply")
     assert done["drift"] == []
@@ -142,10 +143,13 @@ def test_api_apply_metrics_and_placement(service: None, systemd: BlockingSystemd
     assert 'taucg_tier_memory_bytes{tier="critical"}' in body
     assert "taucg_sampler_sweeps_total" in body
     wait_for(lambda: "taucg_health_score" in _metrics(), 60, "a health score in the metrics")
-    # Placement on exec, by the daemon.
-    exe = tmp_path / "taucg-dprey"
+    # Placement on exec, by the daemon, of another user's process: what the
+    # unit's capability set must allow.
+    bin_dir = Path(tempfile.mkdtemp(prefix="taucg-dprey-"))
+    bin_dir.chmod(0o755)
+    exe = bin_dir / "taucg-dprey"
     shutil.copy2("/bin/sleep", exe)
-    p = subprocess.Popen(["systemd-run", "--quiet", "--scope", "--unit",
+    p = subprocess.Popen(["systemd-run", "--quiet", "--scope", "--uid", "nobody", "--unit",
                           units.name("dprey", "scope"), str(exe), "300"])
     try:
         t0 = time.monotonic()
@@ -153,9 +157,15 @@ def test_api_apply_metrics_and_placement(service: None, systemd: BlockingSystemd
                  in Path(f"/proc/{p.pid}/cgroup").read_text(), 120,
                  "the daemon to place the prey")
         report(f"\ndaemon placement seen {time.monotonic() - t0:.2f} s after spawn (VM)")
+        assert Path(f"/proc/{p.pid}/status").read_text().count("\t65534\t") >= 1
+        # nice of another user's process needs CAP_SYS_NICE; its
+        # oom_score_adj file is nobody's, so writing it needs CAP_DAC_OVERRIDE.
+        wait_for(lambda: os.getpriority(os.PRIO_PROCESS, p.pid) == 10, 30, "nice 10")
+        assert int(Path(f"/proc/{p.pid}/oom_score_adj").read_text()) == 300
     finally:
         p.terminate()
         p.wait(60)
+        shutil.rmtree(bin_dir, ignore_errors=True)
 
 
 def _metrics() -> str:
