@@ -30,9 +30,16 @@ from taucg.config import (
 from taucg.config import (
     load as load_config,
 )
-from taucg.logs import audit
 from taucg.render import FORMATS, emit, resolve_format
 from taucg.values import human_bytes
+
+
+def audit(settings: Any, action: str, target: str, **fields: Any) -> None:
+    """logs.audit, imported on first use: most commands never write one, and
+    the JSON formatter and rotating handlers cost every start-up."""
+    from taucg.logs import audit as write
+
+    write(settings, action, target, **fields)
 
 
 class UserError(click.ClickException):
