@@ -110,6 +110,7 @@ class Daemon:
         self._metrics: tuple[Any, Any] | None = None
         self.reaper = ZombieReaper(in_scope=in_tiers)
         self._stubborn: set[int] = set()
+        self._leaking: set[str] = set()
 
     # ------------------------------------------------------------ life ---
 
@@ -259,8 +260,11 @@ class Daemon:
             notify("READY=1\nSTATUS=reload refused: config has problems; running on the "
                    "old config")
             return {"reloaded": False, "problems": problems, "generation": self.generation}
-        restart_needed = [k for k in ("socket_path", "socket_group", "metrics_address")
+        restart_needed = [f"[daemon] {k}" for k in ("socket_path", "socket_group",
+                                                    "metrics_address")
                           if getattr(new.daemon, k) != getattr(self.cfg.daemon, k)]
+        if new.sampler != self.cfg.sampler:
+            restart_needed.append("[sampler] process_fd_budget")
         await self._stop_workers()
         self.cfg = new
         self.log = logs.setup(new.logging, to_stderr=self.to_stderr)
@@ -274,7 +278,7 @@ class Daemon:
         self.log.info("reloaded the config from %s (generation %d)",
                       new.file or "built-in default", self.generation)
         for k in restart_needed:
-            self.log.warning("[daemon] %s changed; it takes effect at the next restart", k)
+            self.log.warning("%s changed; it takes effect at the next restart", k)
         notify("READY=1\nSTATUS=config reloaded")
         return {"reloaded": True, "problems": [], "generation": self.generation,
                 "restart_needed": restart_needed}
@@ -336,14 +340,9 @@ class Daemon:
             except Exception as exc:
                 self.log.error("cannot write the sample history: %s", exc)
         for alert in update.alerts:
-            record = {"time": now, "metric": alert.metric, "state": alert.state,
-                      "value": round(alert.value, 2), "threshold": alert.threshold,
-                      "message": alert.message()}
-            self.alerts.append(record)
-            if cfg.resource_monitoring.alert_on_threshold:
-                level = logging.WARNING if alert.state == "raised" else logging.INFO
-                self.log.log(level, "alert: %s", alert.message(),
-                             extra={"alert": alert.metric, "state": alert.state})
+            self._alert(now, alert.metric, alert.state, alert.value, alert.threshold,
+                        alert.message())
+        self.report_leaks(now)
         if cfg.process_management.enabled and cfg.process_management.auto_cleanup_zombies:
             _, stubborn = self.reaper.sweep(procs)
             for parent in stubborn:
@@ -365,6 +364,31 @@ class Daemon:
                f"{len(self.active_alerts())} alerts"
                + (f", health {self.health.score:.2f}" if self.health else ""))
         return tick
+
+    def _alert(self, now: float, metric: str, state: str, value: float, threshold: float,
+               message: str) -> None:
+        self.alerts.append({"time": now, "metric": metric, "state": state,
+                            "value": round(value, 2), "threshold": threshold,
+                            "message": message})
+        if self.cfg.resource_monitoring.alert_on_threshold:
+            level = logging.WARNING if state == "raised" else logging.INFO
+            self.log.log(level, "alert: %s", message, extra={"alert": metric, "state": state})
+
+    def report_leaks(self, now: float) -> None:
+        """Raises an alert when a process starts to look like it leaks, and
+        clears it when it stops (or exits)."""
+        suspects = {s.subject: s for s in self.monitor.leaks.suspects()}
+        for subject, s in suspects.items():
+            if subject not in self._leaking:
+                mib = s.growth_bytes / (1 << 20)
+                self._alert(now, f"leak {subject}", "raised", s.bytes_per_second, 0.0,
+                            f"{subject} grew {mib:.0f} MiB steadily over "
+                            f"{s.window_seconds:.0f} s ({s.bytes_per_second / 1024:.0f} KiB/s): "
+                            "a memory leak is likely")
+        for subject in self._leaking - set(suspects):
+            self._alert(now, f"leak {subject}", "cleared", 0.0, 0.0,
+                        f"{subject} no longer grows steadily")
+        self._leaking = set(suspects)
 
     async def _health_checks(self) -> None:
         from taucg.health import assess

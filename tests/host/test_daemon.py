@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from taucg.config import load
@@ -11,10 +13,22 @@ from taucg.daemon import Daemon
 from .conftest import write_config
 
 
+@contextlib.contextmanager
+def in_process_daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """A Daemon object (not started), closed afterwards; call inside a loop."""
+    d = Daemon(load(write_config(tmp_path)), None)
+    try:
+        yield d
+    finally:
+        d.sampler.close()
+        for h in list(d.log.handlers):
+            d.log.removeHandler(h)
+            h.close()
+
+
 def test_stop_outlasts_a_worker_that_swallows_a_cancellation(tmp_path: Path) -> None:
     """A cancellation lost inside a worker (as asyncio.wait_for can lose one
     in Python 3.11) must not keep the daemon from stopping."""
-    cfg = load(write_config(tmp_path))
     swallowed = []
 
     async def stubborn() -> None:
@@ -25,18 +39,31 @@ def test_stop_outlasts_a_worker_that_swallows_a_cancellation(tmp_path: Path) -> 
         await asyncio.sleep(3600)  # the next await takes the second cancel
 
     async def main() -> bool:
-        d = Daemon(cfg, None)
-        try:
+        with in_process_daemon(tmp_path) as d:
             task = asyncio.get_running_loop().create_task(stubborn(), name="stubborn")
             d._tasks["stubborn"] = task
             await asyncio.sleep(0.05)
             await asyncio.wait_for(d._stop_workers(grace=5), 10)
             return task.done()
-        finally:
-            d.sampler.close()
-            for h in list(d.log.handlers):
-                d.log.removeHandler(h)
-                h.close()
 
     assert asyncio.run(main()) is True
     assert swallowed == [True]
+
+
+def test_a_steadily_growing_process_raises_and_clears_a_leak_alert(tmp_path: Path) -> None:
+    async def main() -> list[dict[str, object]]:
+        with in_process_daemon(tmp_path) as d:
+            subject = "process 4242 (leaky, started 1.00s after boot)"
+            for i in range(40):  # 40 readings over 390 s, +4 MiB each
+                d.monitor.leaks.add(subject, 10.0 * i, (100 + 4 * i) << 20)
+            d.report_leaks(1000.0)
+            d.report_leaks(1001.0)  # still leaking: no second alert
+            d.monitor.leaks.forget([])  # the process exited
+            d.report_leaks(1002.0)
+            return list(d.alerts)
+
+    alerts = asyncio.run(main())
+    assert [(a["metric"], a["state"]) for a in alerts] == [
+        ("leak process 4242 (leaky, started 1.00s after boot)", "raised"),
+        ("leak process 4242 (leaky, started 1.00s after boot)", "cleared")]
+    assert "grew 156 MiB steadily over 390 s" in str(alerts[0]["message"])
