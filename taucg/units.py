@@ -63,6 +63,7 @@ ProtectSystem=strict
 # Unit files and drop-ins written by apply and recovery's take_over.
 ReadWritePaths=/etc/systemd/system /run/systemd/system
 ProtectHome=read-only
+# Install taucg outside /tmp: PrivateTmp hides it from the daemon.
 PrivateTmp=yes
 NoNewPrivileges=yes
 ProtectKernelModules=yes

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from taucg.api import call
-from taucg.systemd import SERVICE, BlockingSystemd, NoSuchUnit
+from taucg.systemd import SERVICE, BlockingSystemd, JobFailed, NoSuchUnit
 
 from .helpers import Units, unit_state, wait_for
 
@@ -72,14 +72,22 @@ def service(systemd: BlockingSystemd) -> Iterator[None]:
     watchdog so a test can watch two periods go by."""
     shutil.copy(ROOT / "units" / UNIT, UNIT_FILE)
     DROPIN.parent.mkdir(parents=True, exist_ok=True)
-    DROPIN.write_text(f"[Service]\nWatchdogSec={WATCHDOG_SEC}\nRestartSec=1\n")
+    # The checkout may live under /tmp (a CI clone), which PrivateTmp=yes
+    # hides from the service; bind it back in, read-only.
+    DROPIN.write_text(f"[Service]\nWatchdogSec={WATCHDOG_SEC}\nRestartSec=1\n"
+                      f"BindReadOnlyPaths={ROOT}\n")
     CONFIG.parent.mkdir(parents=True, exist_ok=True)
     CONFIG.write_text(CONFIG_TEXT)
     if LINK.exists() or LINK.is_symlink():
         LINK.unlink()
     LINK.symlink_to(Path(sys.executable).parent / "taucg")
     systemd.reload()
-    systemd.start(UNIT, timeout=300)
+    try:
+        systemd.start(UNIT, timeout=300)
+    except JobFailed:
+        journal = subprocess.run(["journalctl", "-u", UNIT, "-n", "30", "--no-pager"],
+                                 capture_output=True, check=False, text=True).stdout
+        pytest.fail(f"{UNIT} did not start:\n{journal}")
     yield
     systemd.stop(UNIT, timeout=120)
     with contextlib.suppress(NoSuchUnit):  # an inactive unit may be unloaded already
