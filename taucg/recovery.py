@@ -104,6 +104,7 @@ class Recovery:
         self.trackers = {u: UnitRecovery(RecoveryPolicy.from_config(cfg, u)) for u in self.units}
         self._paths = {unit_path(u): u for u in self.units}
         self._busy: set[str] = set()
+        self._failed_again: set[str] = set()
         self.safe_mode = False
         self.outcomes: list[tuple[str, Outcome]] = []
 
@@ -219,7 +220,11 @@ class Recovery:
             tracker.on_active(now)
             if tracker.maybe_reset(now) and self.safe_mode:
                 await self.leave_safe_mode_when_stable()
-        elif state == "failed" and unit not in self._busy:
+        elif state == "failed" and unit in self._busy:
+            # Failed again while we act on it: _recover picks this up when the
+            # current attempt ends, whatever state the unit shows by then.
+            self._failed_again.add(unit)
+        elif state == "failed":
             self._busy.add(unit)
             # Acting can take minutes (delays, timeouts); signals keep flowing.
             asyncio.get_running_loop().create_task(self._recover(unit))
@@ -231,10 +236,14 @@ class Recovery:
                 if out is None:
                     return
                 self.outcomes.append((unit, out))
-                # A restart that failed again is the next attempt; signals
-                # that arrived meanwhile were ignored while this unit was busy.
+                # A failure during this attempt is the next attempt, even if the
+                # unit already shows a passing state (deactivating, activating)
+                # instead of "failed"; an active unit needs nothing.
                 state = await self.client.get_property(unit, "ActiveState")
-                if out.decision.strategy == "notify_admin" or state != "failed":
+                again = unit in self._failed_again
+                self._failed_again.discard(unit)
+                if out.decision.strategy == "notify_admin" or state == "active" or (
+                        state != "failed" and not again):
                     return
         except Exception as exc:
             self.log(f"recovery of {unit} failed: {exc}")

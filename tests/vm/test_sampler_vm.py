@@ -8,7 +8,7 @@ import time
 from taucg.sampler import Sampler
 from taucg.systemd import SERVICE, BlockingSystemd
 
-from .helpers import Units, cgroup_dir, unit_state
+from .helpers import Units, cgroup_dir, unit_state, wait_for
 
 
 def test_cgroup_sweep_sees_memory_rise_and_oom_kill(systemd: BlockingSystemd,
@@ -38,6 +38,8 @@ def test_cgroup_sweep_sees_memory_rise_and_oom_kill(systemd: BlockingSystemd,
             assert sample.memory_max == 96 << 20
             seen.append(sample.memory_current)
         time.sleep(0.2)
+    # It leaves "active" through "deactivating" while systemd reaps it.
+    wait_for(lambda: unit_state(systemd, svc) != "deactivating", 60, "the grower to stop")
     assert unit_state(systemd, svc) == "failed"
     assert systemd.get_property(svc, "Result", SERVICE) == "oom-kill"
     assert len(seen) >= 3, "the sweep never saw the service running"
