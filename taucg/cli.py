@@ -419,9 +419,9 @@ def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None,
         return
     rows = _proc_rows(cfg, tier, critical)
     if not rows and resolve_format(fmt) != "json":
-        which = (f"of the critical units ({', '.join(cfg.crash_recovery.critical_units)})"
-                 if critical else f"in the {tier} tier" if tier else "")
-        click.echo(f"no processes {which} are running".replace("  ", " "))
+        where = (f" of the critical units ({', '.join(cfg.crash_recovery.critical_units)})"
+                 if critical else f" in the {tier} tier" if tier else "")
+        click.echo(f"no processes{where} are running")
         return
     ordered = _tree(rows) if tree else [(0, r) for r in rows]
     table = [[str(r["pid"]), str(r["ppid"]), r["user"], r["state"], human_bytes(r["rss"]),
@@ -448,10 +448,6 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
     if not dry_run and os.geteuid() != 0:
         raise UserError("placing processes needs root; use --dry-run to see what would move")
 
-    async def handle(client: Any, pid: int, since: float | None = None
-                     ) -> dict[str, Any] | None:
-        return await place_by_rules(cfg, client, pid, dry_run=dry_run, since=since)
-
     def show(entry: dict[str, Any]) -> None:
         if resolve_format(fmt) == "json":
             click.echo(json.dumps(entry))
@@ -475,24 +471,17 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
                     raise UserError(str(exc)) from None
             with Sampler() as sampler:
                 for r in sampler.processes():
-                    entry = await handle(client, r.pid)
+                    entry = await place_by_rules(cfg, client, r.pid, dry_run=dry_run)
                     if entry:
                         show(entry)
             if events is None:
                 return
-            import asyncio
-
-            loop = asyncio.get_running_loop()
-            ready = asyncio.Event()
-            loop.add_reader(events.fileno(), ready.set)
-            while True:
-                await ready.wait()
-                ready.clear()
-                for ev in events.read():
-                    if ev.kind == "exec":
-                        entry = await handle(client, ev.pid, ev.timestamp)
-                        if entry:
-                            show(entry)
+            async for ev in events.arrivals():
+                if ev.kind == "exec":
+                    entry = await place_by_rules(cfg, client, ev.pid, dry_run=dry_run,
+                                                 since=ev.timestamp)
+                    if entry:
+                        show(entry)
         finally:
             if client is not None:
                 await client.close()

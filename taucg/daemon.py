@@ -326,14 +326,11 @@ class Daemon:
         if sample.load is not None:
             values["load1"] = sample.load.load1
         for tier, u in tiers.items():
-            if u.cpu_percent is not None:
-                values[f"tier.{tier}.cpu_percent"] = u.cpu_percent
-                self.monitor.history.add(f"tier.{tier}.cpu_percent", sample.monotonic,
-                                         u.cpu_percent)
-            if u.memory_bytes is not None:
-                values[f"tier.{tier}.memory_bytes"] = float(u.memory_bytes)
-                self.monitor.history.add(f"tier.{tier}.memory_bytes", sample.monotonic,
-                                         float(u.memory_bytes))
+            for attr in ("cpu_percent", "memory_bytes"):
+                v = getattr(u, attr)
+                if v is not None:
+                    values[f"tier.{tier}.{attr}"] = float(v)
+                    self.monitor.history.add(f"tier.{tier}.{attr}", sample.monotonic, float(v))
         if self.samples is not None and values:
             try:
                 self.samples.add(now, values)
@@ -443,20 +440,13 @@ class Daemon:
             self.log.error("placement off: %s", exc)
             return
         client = await self._systemd()
-        loop = asyncio.get_running_loop()
-        ready = asyncio.Event()
-        loop.add_reader(events.fileno(), ready.set)
         try:
             for r in self.sampler.processes():
                 await self._place(client, r.pid, None)
-            while True:
-                await ready.wait()
-                ready.clear()
-                for ev in events.read():
-                    if ev.kind == "exec":
-                        await self._place(client, ev.pid, ev.timestamp)
+            async for ev in events.arrivals():
+                if ev.kind == "exec":
+                    await self._place(client, ev.pid, ev.timestamp)
         finally:
-            loop.remove_reader(events.fileno())
             events.close()
 
     async def _place(self, client: Systemd, pid: int, since: float | None) -> None:

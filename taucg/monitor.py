@@ -168,8 +168,8 @@ class TierUsage:
     io_read_bytes: int | None
     io_write_bytes: int | None
     memory_pressure_avg10: float | None
-    cpu_pressure_avg10: float | None = None
-    io_pressure_avg10: float | None = None
+    cpu_pressure_avg10: float | None
+    io_pressure_avg10: float | None
 
 
 def tier_usage(tier_paths: Mapping[str, str], prev: Mapping[str, CgroupSample | None],

@@ -11,7 +11,7 @@ import os
 import select
 import struct
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -683,6 +683,23 @@ class ProcEvents:
         while self._fd >= 0:
             select.select([self._fd], [], [])
             yield from self.read()
+
+    async def arrivals(self) -> AsyncIterator[ProcEvent]:
+        """Events as they arrive, for an asyncio loop: waits on the socket
+        with a reader callback, so the loop never blocks."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        ready = asyncio.Event()
+        loop.add_reader(self._fd, ready.set)
+        try:
+            while True:
+                await ready.wait()
+                ready.clear()
+                for ev in self.read():
+                    yield ev
+        finally:
+            loop.remove_reader(self._fd)
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -55,3 +55,24 @@ def test_exit_by_signal() -> None:
     exit_ev = next(e for e in got if e.kind == "exit" and e.pid == child.pid)
     assert exit_ev.killed_by == 9
     assert exit_ev.exit_status is None
+
+
+def test_arrivals_yield_events_on_an_asyncio_loop() -> None:
+    import asyncio
+
+    try:
+        events = Sampler().events()
+    except EventsUnavailable as exc:
+        pytest.skip(f"proc connector unavailable here: {exc}")
+
+    async def first_exec_of_child() -> tuple[int, ProcEvent]:
+        child = await asyncio.create_subprocess_exec("/bin/true")
+        async for ev in events.arrivals():
+            if ev.kind == "exec" and ev.pid == child.pid:
+                await child.wait()
+                return child.pid, ev
+        raise AssertionError("the event stream ended")
+
+    with events:
+        pid, ev = asyncio.run(asyncio.wait_for(first_exec_of_child(), 10))
+    assert ev.pid == pid and ev.timestamp > 0

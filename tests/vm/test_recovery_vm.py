@@ -306,12 +306,16 @@ def test_a_crash_during_a_bus_outage_is_found_by_the_rescan(systemd: BlockingSys
     assert "reconnected to the system bus; rescanning" in err
 
 
+def with_own_restart(systemd: BlockingSystemd, crashy: str, restart_sec: int) -> None:
+    """Rewrites the crashy unit with systemd's own Restart=on-failure."""
+    (UNIT_DIR / crashy).write_text(CRASHY_UNIT.replace(
+        "[Service]\n", f"[Service]\nRestart=on-failure\nRestartSec={restart_sec}\n"))
+    systemd.reload()
+
+
 def test_a_unit_with_its_own_restart_is_left_to_systemd(systemd: BlockingSystemd, crashy: str,
                                                        tmp_path: Path) -> None:
-    (UNIT_DIR / crashy).write_text(CRASHY_UNIT.replace("[Service]\n",
-                                                       "[Service]\nRestart=on-failure\n"
-                                                       "RestartSec=1\n"))
-    systemd.reload()
+    with_own_restart(systemd, crashy, restart_sec=1)
     p, db = watcher(tmp_path, "")  # systemd_restart = "defer", the default
     try:
         over = json.loads(taucg("recovery", "--format", "json", "--config",
@@ -333,10 +337,7 @@ def test_a_unit_with_its_own_restart_is_left_to_systemd(systemd: BlockingSystemd
 
 def test_take_over_turns_off_the_units_own_restart(systemd: BlockingSystemd, crashy: str,
                                                    tmp_path: Path) -> None:
-    (UNIT_DIR / crashy).write_text(CRASHY_UNIT.replace("[Service]\n",
-                                                       "[Service]\nRestart=on-failure\n"
-                                                       "RestartSec=30\n"))
-    systemd.reload()
+    with_own_restart(systemd, crashy, restart_sec=30)
     p, db = watcher(tmp_path, '[recovery]\nsystemd_restart = "take_over"\n'
                               '[recovery.services."tau-crashy.service"]\nstrategy = "restart"\n')
     try:
