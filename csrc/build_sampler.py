@@ -1,4 +1,4 @@
-"""cffi builder (API mode) for taucg._sampler.
+"""cffi builder (API mode) for taucg.readers._sampler.
 
 The cdef is csrc/sampler.h itself, read at build time: include guards and
 includes are dropped, and every #define whose value is not a plain number
@@ -54,7 +54,7 @@ CDEF = cdef_from_header(HEADER.read_text()) + SYSTEM_CONSTANTS
 ffi = FFI()
 ffi.cdef(CDEF)
 ffi.set_source(
-    "taucg._sampler",
+    "taucg.readers._sampler",
     '#define _GNU_SOURCE\n#include <sched.h>\n#include <sys/mount.h>\n#include "sampler.h"',
     sources=[str(Path("csrc") / f)
              for f in ("sampler.c", "proc.c", "cgroup.c", "events.c", "sys.c")],

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from taucg.api import DaemonNotRunning, call
+from taucg.faces.socket_api import DaemonNotRunning, call
 
 BIN = Path(sys.executable).parent
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from taucg.api import DaemonError, DaemonNotRunning, call
+from taucg.faces.socket_api import DaemonError, DaemonNotRunning, call
 
 NOBODY = 65534
 
@@ -216,7 +216,7 @@ def test_sigterm_stops_cleanly_and_removes_the_socket(start_daemon: Any) -> None
 
 def test_a_second_daemon_on_the_same_socket_is_refused(start_daemon: Any) -> None:
     d = start_daemon()
-    r = subprocess.run([sys.executable, "-m", "taucg.cli", "daemon", "--config", str(d.config)],
+    r = subprocess.run([sys.executable, "-m", "taucg", "daemon", "--config", str(d.config)],
                        capture_output=True, check=False, text=True, timeout=60)
     assert r.returncode == 1
     assert "another taucg daemon answers" in r.stdout + r.stderr
@@ -252,6 +252,6 @@ def test_metrics_endpoint_serves_the_daemon_state(start_daemon: Any) -> None:
 
 
 def test_metrics_are_off_by_default() -> None:
-    from taucg.config import builtin
+    from taucg.config.loading import builtin
 
     assert builtin().daemon.metrics_address == ""

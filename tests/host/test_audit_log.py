@@ -7,8 +7,8 @@ import gzip
 import json
 from pathlib import Path
 
-from taucg import logs
-from taucg.config import builtin
+from taucg.actors import records
+from taucg.config.loading import builtin
 
 
 def settings(tmp_path: Path, **changes: object):  # type: ignore[no-untyped-def]
@@ -18,7 +18,7 @@ def settings(tmp_path: Path, **changes: object):  # type: ignore[no-untyped-def]
 
 def test_audit_records_who_what_before_after(tmp_path: Path) -> None:
     s = settings(tmp_path)
-    logs.audit(s, "apply", "tau-low.slice", before={"CPUWeight": 30},
+    records.audit(s, "apply", "tau-low.slice", before={"CPUWeight": 30},
                after={"CPUWeight": 25}, result="ok", who="alice (uid 1000)")
     record = json.loads((tmp_path / "audit.log").read_text().splitlines()[0])
     assert record["action"] == "apply"
@@ -33,7 +33,7 @@ def test_default_who_is_the_invoking_user(tmp_path: Path, monkeypatch) -> None: 
     monkeypatch.setenv("SUDO_USER", "bob")
     monkeypatch.setenv("SUDO_UID", "1001")
     s = settings(tmp_path)
-    logs.audit(s, "run", "taucg-run-low-x-1.scope")
+    records.audit(s, "run", "taucg-run-low-x-1.scope")
     record = json.loads((tmp_path / "audit.log").read_text().splitlines()[0])
     assert record["who"] == "bob (uid 1001, via sudo)"
 
@@ -42,7 +42,7 @@ def test_rotation_compresses_and_keeps_every_record(tmp_path: Path) -> None:
     s = settings(tmp_path, max_log_size_mb=1)
     n = 20_000
     for i in range(n):
-        logs.audit(s, "place", f"pid {i}", before=None, after="tau-low.slice", seq=i,
+        records.audit(s, "place", f"pid {i}", before=None, after="tau-low.slice", seq=i,
                    padding="x" * 40)
     current = (tmp_path / "audit.log").read_text().splitlines()
     rotated = sorted(tmp_path.glob("audit.log.*.gz"))
@@ -56,7 +56,7 @@ def test_rotation_compresses_and_keeps_every_record(tmp_path: Path) -> None:
 
 def test_audit_off_writes_nothing(tmp_path: Path) -> None:
     s = settings(tmp_path, audit_logging=False)
-    logs.audit(s, "apply", "x")
+    records.audit(s, "apply", "x")
     assert not (tmp_path / "audit.log").exists()
 
 
@@ -64,5 +64,5 @@ def test_unwritable_audit_log_warns_and_continues(tmp_path: Path, capsys) -> Non
     blocker = tmp_path / "file"
     blocker.write_text("")
     s = dataclasses.replace(builtin().logging, audit_log_path=str(blocker / "audit.log"))
-    logs.audit(s, "apply", "x")
+    records.audit(s, "apply", "x")
     assert "cannot write the audit log" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from taucg.sampler import Sampler
+from taucg.readers.sampler import Sampler
 
 UNIFIED = Path("/sys/fs/cgroup/unified")
 

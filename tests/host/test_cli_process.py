@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 CORPUS = sorted((Path(__file__).resolve().parents[1] / "data" / "bad-configs").glob("*.toml"))
-TAUCG = [sys.executable, "-m", "taucg.cli"]
+TAUCG = [sys.executable, "-m", "taucg"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

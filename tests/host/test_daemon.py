@@ -7,8 +7,8 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from taucg.config import load
-from taucg.daemon import Daemon
+from taucg.config.loading import load
+from taucg.faces.daemon import Daemon
 
 from .conftest import write_config
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import psutil
 
-from taucg.config import loads
-from taucg.health import check_memory
-from taucg.sampler import Sampler
+from taucg.config.loading import loads
+from taucg.model.health import check_memory
+from taucg.readers.sampler import Sampler
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "taucg.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "taucg", *args], capture_output=True,
                           text=True, timeout=120, check=False)
 
 
@@ -49,7 +49,7 @@ def test_unhealthy_exits_1_with_a_recommendation_naming_the_metric(tmp_path: Pat
     assert "recommendation: memory_usage at" in r.stdout
     assert "is above 0%" in r.stdout
     check = subprocess.run([sys.executable, "-c",
-                            "from taucg.cli import tau_monitor_main; tau_monitor_main()",
+                            "from taucg.faces.cli.main import tau_monitor_main; tau_monitor_main()",
                             "--check", "--config", str(cfg)],
                            capture_output=True, text=True, timeout=120, check=False)
     assert check.returncode == 1

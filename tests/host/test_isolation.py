@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-HELPER = [sys.executable, "-m", "taucg.isolation"]
+HELPER = [sys.executable, "-m", "taucg.actors.isolation"]
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces need root here")
 
@@ -62,7 +62,7 @@ def test_missing_command_and_netns_are_clear_errors() -> None:
 
 
 def test_named_netns_gets_a_veth_pair() -> None:
-    from taucg.isolation import ensure_netns, remove_netns, veth_name
+    from taucg.actors.isolation import ensure_netns, remove_netns, veth_name
 
     name = f"taucg-t{os.getpid()}"
     try:

@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
-from taucg import logs
-from taucg.config import Logging, builtin
+from taucg.actors import records as audit_records
+from taucg.config.loading import builtin
+from taucg.config.schema import Logging
+from taucg.faces import logs
 
 
 def settings(tmp_path: Path, **changes: Any) -> Logging:
@@ -29,7 +31,7 @@ def settings(tmp_path: Path, **changes: Any) -> Logging:
 @pytest.fixture
 def main_log() -> Iterator[None]:
     yield
-    logger = logging.getLogger(logs.LOGGER)
+    logger = logging.getLogger(audit_records.LOGGER)
     for h in list(logger.handlers):
         logger.removeHandler(h)
         h.close()
@@ -37,7 +39,7 @@ def main_log() -> Iterator[None]:
 
 def all_lines(path: Path) -> list[str]:
     lines = path.read_text().splitlines() if path.exists() else []
-    for gz in logs.rotated_files(path):
+    for gz in audit_records.rotated_files(path):
         with gzip.open(gz, "rt") as f:  # raises if a file is not valid gzip
             lines.extend(f.read().splitlines())
     return lines
@@ -52,7 +54,7 @@ def test_100k_records_across_rotations_all_recovered(tmp_path: Path, main_log: N
     for h in log.handlers:
         h.flush()
     path = tmp_path / "monitor.log"
-    rotated = logs.rotated_files(path)
+    rotated = audit_records.rotated_files(path)
     assert len(rotated) >= 5, "expected several rotations at 1 MiB"
     assert all(p.suffix == ".gz" for p in rotated)
     records = [json.loads(line) for line in all_lines(path)]
@@ -68,7 +70,7 @@ def test_retention_by_count(tmp_path: Path, main_log: None) -> None:
     log = logs.setup(s)
     for i in range(40_000):
         log.info("x" * 60, extra={"seq": i})
-    rotated = logs.rotated_files(tmp_path / "monitor.log")
+    rotated = audit_records.rotated_files(tmp_path / "monitor.log")
     assert [p.name for p in rotated] == [f"monitor.log.{i}.gz" for i in (1, 2, 3)]
 
 
@@ -82,9 +84,9 @@ def test_retention_by_age(tmp_path: Path) -> None:
             f.write("{}\n")
         if i > 1:
             os.utime(p, (old, old))
-    removed = logs.prune(path, retention_days=7)
+    removed = audit_records.prune(path, retention_days=7)
     assert sorted(p.name for p in removed) == ["monitor.log.2.gz", "monitor.log.3.gz"]
-    assert [p.name for p in logs.rotated_files(path)] == ["monitor.log.1.gz"]
+    assert [p.name for p in audit_records.rotated_files(path)] == ["monitor.log.1.gz"]
 
 
 def test_level_from_config(tmp_path: Path, main_log: None) -> None:
@@ -113,7 +115,7 @@ def test_recent_filters_by_level_and_reaches_into_rotated_files(tmp_path: Path,
         else:
             log.info("fine", extra={"seq": i, "pad": "y" * 40})
     path = tmp_path / "monitor.log"
-    assert logs.rotated_files(path)
+    assert audit_records.rotated_files(path)
     last = logs.recent(path, 5)
     assert [r["seq"] for r in last] == list(range(29_995, 30_000))
     errors = logs.recent(path, 30, "error")
@@ -137,12 +139,12 @@ def test_stats_counts_levels_and_rotations(tmp_path: Path, main_log: None) -> No
 
 def test_performance_log(tmp_path: Path) -> None:
     s = settings(tmp_path)
-    logs.perf(s, "sweep", 0.0042, processes=321)
+    audit_records.perf(s, "sweep", 0.0042, processes=321)
     record = json.loads((tmp_path / "perf.log").read_text())
     assert record["operation"] == "sweep" and record["seconds"] == 0.0042
     assert record["processes"] == 321
     off = settings(tmp_path / "off", performance_logging=False)
-    logs.perf(off, "sweep", 1.0)
+    audit_records.perf(off, "sweep", 1.0)
     assert not (tmp_path / "off" / "perf.log").exists()
 
 

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from taucg.sampler import EventsUnavailable, ProcEvent, Sampler
+from taucg.readers.sampler import EventsUnavailable, Sampler
+from taucg.readers.samples import ProcEvent
 
 
 def _collect(events, until, timeout: float = 5.0) -> list[ProcEvent]:  # type: ignore[no-untyped-def]

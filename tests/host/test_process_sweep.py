@@ -10,7 +10,8 @@ import time
 import psutil
 import pytest
 
-from taucg.sampler import PAGE_SIZE, Sampler
+from taucg.readers.sampler import Sampler
+from taucg.readers.samples import PAGE_SIZE
 
 
 def _by_pid(records: list, pid: int):  # type: ignore[no-untyped-def]

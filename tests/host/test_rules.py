@@ -7,8 +7,9 @@ import subprocess
 import sys
 import time
 
-from taucg.config import loads
-from taucg.rules import classify, facts
+from taucg.config.loading import loads
+from taucg.model.rules import classify
+from taucg.readers.procfs import facts
 
 RULES = loads("""
 [[rules]]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from taucg import session
-from taucg.config import loads
+from taucg.actors import recovery_state as session
+from taucg.config.loading import loads
 
 
 def test_blob_saved_atomically_and_handed_back(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from taucg.store import CrashEvent, History, StoreError
+from taucg.actors.crash_history import CrashEvent, History
+from taucg.actors.sqlite_db import StoreError
 
 
 def ev(t: float, unit: str = "a.service", result: str = "exit-code", attempt: int = 1

@@ -9,7 +9,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from taucg.sampler import CLOCK_TICKS_PER_SECOND, Sampler
+from taucg.readers.sampler import Sampler
+from taucg.readers.samples import CLOCK_TICKS_PER_SECOND
 
 
 def _meminfo_kb() -> dict[str, int]:
@@ -103,7 +104,7 @@ def test_fds_stay_open_and_are_reused() -> None:
 
 
 def test_net_and_disk_rows_survive_a_short_array() -> None:
-    from taucg._sampler import ffi
+    from taucg.readers._sampler import ffi
 
     sampler = Sampler()
     sampler._netdevs = ffi.new("struct tau_netdev[]", 1)  # force the grow-and-reread path

@@ -6,8 +6,9 @@ import subprocess
 import sys
 import time
 
-from taucg.procs import ZombieReaper, find_zombies
-from taucg.sampler import ProcessSample, Sampler
+from taucg.actors.zombies import ZombieReaper, find_zombies
+from taucg.readers.sampler import Sampler
+from taucg.readers.samples import ProcessSample
 
 # Forks a child that exits at once, so the child is a zombie until this
 # parent reaps it. "reaps" arms a SIGCHLD handler only after the child's

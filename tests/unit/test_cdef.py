@@ -7,7 +7,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-from taucg._sampler import lib
+from taucg.readers._sampler import lib
 
 CSRC = Path(__file__).resolve().parents[2] / "csrc"
 
@@ -31,6 +31,6 @@ def test_cdef_is_the_header_and_the_module_has_it_all() -> None:
     assert _functions(mod.CDEF) == functions
     assert _defines(mod.CDEF) == defines
     for name in functions | defines:
-        assert hasattr(lib, name), f"taucg._sampler lacks {name}: rebuild (scripts/setup)"
+        assert hasattr(lib, name), f"taucg.readers._sampler lacks {name}: rebuild (scripts/setup)"
     assert "#define TAU_NAME_LEN 32" in mod.CDEF  # array sizes keep their values
     assert "#define TAU_UNLIMITED ..." in mod.CDEF  # the compiler fills the rest

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from taucg import config
-from taucg.config import BUILTIN, TIER_NAMES, ConfigError, builtin, loads
-from taucg.values import CpuSet, Size
+from taucg.config import loading, schema
+from taucg.config.loading import BUILTIN, ConfigError, builtin, loads
+from taucg.config.schema import TIER_NAMES
+from taucg.config.values import CpuSet, Size
 
 
 def test_seed_defaults_are_exact() -> None:
@@ -43,11 +44,11 @@ def test_seed_defaults_are_exact() -> None:
 def test_builtin_matches_dataclass_defaults() -> None:
     # The shipped TOML and the record defaults must not drift apart.
     c = builtin()
-    assert c.resource_monitoring == config.ResourceMonitoring()
-    assert c.process_management == config.ProcessManagement()
-    assert c.crash_recovery == config.CrashRecovery()
-    assert c.health_checking == config.HealthChecking()
-    assert c.logging == config.Logging()
+    assert c.resource_monitoring == schema.ResourceMonitoring()
+    assert c.process_management == schema.ProcessManagement()
+    assert c.crash_recovery == schema.CrashRecovery()
+    assert c.health_checking == schema.HealthChecking()
+    assert c.logging == schema.Logging()
 
 
 def test_all_five_tiers_present_with_ordered_weights() -> None:
@@ -104,19 +105,19 @@ def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env_file.write_text("[logging]\nlog_level = 'debug'\n")
     cli_file = tmp_path / "cli.toml"
     cli_file.write_text("[logging]\nlog_level = 'error'\n")
-    monkeypatch.setattr(config, "SYSTEM_CONFIG", tmp_path / "absent.toml")
-    monkeypatch.delenv(config.ENV_VAR, raising=False)
-    assert config.load().file is None
-    monkeypatch.setenv(config.ENV_VAR, str(env_file))
-    assert config.load().logging.log_level == "debug"
-    assert config.load(cli_file).logging.log_level == "error"
-    monkeypatch.delenv(config.ENV_VAR)
+    monkeypatch.setattr(loading, "SYSTEM_CONFIG", tmp_path / "absent.toml")
+    monkeypatch.delenv(loading.ENV_VAR, raising=False)
+    assert loading.load().file is None
+    monkeypatch.setenv(loading.ENV_VAR, str(env_file))
+    assert loading.load().logging.log_level == "debug"
+    assert loading.load(cli_file).logging.log_level == "error"
+    monkeypatch.delenv(loading.ENV_VAR)
     system = tmp_path / "system.toml"
     system.write_text("[logging]\nlog_level = 'warning'\n")
-    monkeypatch.setattr(config, "SYSTEM_CONFIG", system)
-    assert config.load().logging.log_level == "warning"
+    monkeypatch.setattr(loading, "SYSTEM_CONFIG", system)
+    assert loading.load().logging.log_level == "warning"
 
 
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
-        config.load(tmp_path / "nope.toml")
+        loading.load(tmp_path / "nope.toml")

@@ -6,7 +6,8 @@ import tomli_w
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taucg.config import STRATEGIES, TIER_NAMES, loads, to_dict
+from taucg.config.loading import loads, to_dict
+from taucg.config.schema import STRATEGIES, TIER_NAMES
 
 sizes_bytes = st.integers(min_value=0, max_value=1 << 50)
 # At least 1G, so that a lone memory_max stays above the defaults' memory_low.

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from taucg.health import CheckResult, combine, linear
+from taucg.model.health import CheckResult, combine, linear
 
 
 def test_linear() -> None:

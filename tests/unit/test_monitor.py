@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from taucg.monitor import (
+from taucg.model.monitor import (
     History,
     LeakDetector,
     Monitor,
@@ -12,7 +12,14 @@ from taucg.monitor import (
     slope,
     tier_usage,
 )
-from taucg.sampler import CgroupCpu, CgroupSample, CpuTimes, MemInfo, ProcessSample, SystemSample
+from taucg.readers.samples import (
+    CgroupCpu,
+    CgroupSample,
+    CpuTimes,
+    MemInfo,
+    ProcessSample,
+    SystemSample,
+)
 
 
 def cpu(busy: float, idle: float) -> CpuTimes:
@@ -107,8 +114,8 @@ def test_monitor_alerts_once_per_crossing() -> None:
 
 
 def test_disk_and_net_rates_pair_devices_by_name() -> None:
-    from taucg.monitor import disk_rates, net_rates
-    from taucg.sampler import DiskStats, NetDevice
+    from taucg.model.monitor import disk_rates, net_rates
+    from taucg.readers.samples import DiskStats, NetDevice
 
     d0 = [DiskStats(8, 0, "sda", 0, 0, 0.0, 0, 0, 0.0, 0, 0.0)]
     d1 = [DiskStats(8, 0, "sda", 5, 4096, 0.0, 1, 8192, 0.0, 0, 0.5),

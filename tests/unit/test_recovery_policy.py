@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from taucg.config import loads
-from taucg.recovery_policy import DEFAULT_CHAIN, RecoveryPolicy, UnitRecovery
+from taucg.config.loading import loads
+from taucg.model.recovery_policy import DEFAULT_CHAIN, RecoveryPolicy, UnitRecovery
 
 CFG = loads("""
 [crash_recovery]

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from taucg._sampler import ffi, lib
+from taucg.readers._sampler import ffi, lib
 
-from taucg.sampler import CLOCK_TICKS_PER_SECOND, Sampler
+from taucg.readers.sampler import Sampler
+from taucg.readers.samples import CLOCK_TICKS_PER_SECOND
 
 FAKE = Path(__file__).resolve().parents[1] / "data" / "proc-fake"
 

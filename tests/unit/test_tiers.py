@@ -4,8 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from taucg.config import builtin, loads
-from taucg.tiers import (
+from taucg.config.loading import builtin, loads
+from taucg.model.tiers import (
     MANAGED_DEFAULTS,
     UINT64_MAX,
     service_dropin,
@@ -13,7 +13,7 @@ from taucg.tiers import (
     slice_specs,
     tier_spec,
 )
-from taucg.units import generate
+from taucg.faces.unit_files import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 GIB = 1 << 30

@@ -4,7 +4,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from taucg.values import CpuSet, Size, format_bytes, format_cpus, parse_cpus, parse_size, unit_name
+from taucg.config.values import (
+    CpuSet,
+    Size,
+    format_bytes,
+    format_cpus,
+    parse_cpus,
+    parse_size,
+    unit_name,
+)
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from taucg.systemd import BlockingSystemd
+from taucg.actors.systemd_dbus import BlockingSystemd
 
 from .helpers import CGROUP_ROOT, Units
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from taucg.systemd import UNIT, BlockingSystemd, SystemdError
+from taucg.actors.systemd_dbus import UNIT, BlockingSystemd, SystemdError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from taucg import config
-from taucg.apply import desired_files
-from taucg.systemd import SERVICE, BlockingSystemd
+from taucg.actors.apply import desired_files
+from taucg.actors.systemd_dbus import SERVICE, BlockingSystemd
+from taucg.config import loading
 
 from .helpers import CGROUP_ROOT, Units, cgroup_dir, unit_state, wait_for
 
@@ -25,7 +25,7 @@ TIERS = ("critical", "high", "normal", "low", "background")
 
 def taucg(*args: str, env: dict[str, str] | None = None, check: bool = True
           ) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run([sys.executable, "-m", "taucg.cli", *args], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "taucg", *args], capture_output=True,
                        text=True, timeout=600, env={**os.environ, **(env or {})}, check=False)
     if check and r.returncode != 0:
         pytest.fail(f"taucg {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
@@ -248,7 +248,7 @@ def test_kill_9_at_each_step_then_converge(step: str, systemd: BlockingSystemd,
     cfg = write_config(tmp_path, "[tiers.normal]\ncpu_weight = 150\nio_weight = 150\n"
                                  "[tiers.high]\ncpu_weight = 450\n")
     new = {path: text.encode() for path, text in desired_files(
-        config.load(cfg), UNIT_DIR, total_memory()).items()}
+        loading.load(cfg), UNIT_DIR, total_memory()).items()}
     r = taucg("apply", "--config", cfg, env={"TAUCG_APPLY_KILL_AT": step}, check=False)
     assert r.returncode == -9, (r.returncode, r.stdout, r.stderr)
     now = unit_files()
@@ -308,7 +308,7 @@ def test_service_moves_only_with_restart_moved(systemd: BlockingSystemd,
 
 
 def test_second_apply_waits_for_none(tmp_path: Path) -> None:
-    from taucg.apply import apply_lock
+    from taucg.actors.apply import apply_lock
 
     with apply_lock():
         r = taucg("apply", check=False)

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from taucg.api import call
-from taucg.systemd import SERVICE, BlockingSystemd, JobFailed, NoSuchUnit
+from taucg.actors.systemd_dbus import SERVICE, BlockingSystemd, JobFailed, NoSuchUnit
+from taucg.faces.socket_api import call
 
 from .helpers import Units, unit_state, wait_for
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from taucg.systemd import BlockingSystemd
+from taucg.actors.systemd_dbus import BlockingSystemd
 
 from .helpers import CGROUP_ROOT, Units, wait_for
 
-TAUCG = [sys.executable, "-m", "taucg.cli"]
+TAUCG = [sys.executable, "-m", "taucg"]
 
 
 def taucg(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from taucg.store import CrashEvent, History
-from taucg.systemd import BlockingSystemd, SystemdError
+from taucg.actors.crash_history import CrashEvent, History
+from taucg.actors.systemd_dbus import BlockingSystemd, SystemdError
 
 from .helpers import CGROUP_ROOT, unit_state, wait_for
 
 UNIT_DIR = Path("/etc/systemd/system")
-TAUCG = [sys.executable, "-m", "taucg.cli"]
+TAUCG = [sys.executable, "-m", "taucg"]
 CRASHY = "tau-crashy.service"
 OK_MARK = Path("/run/taucg-crashy-ok")
 

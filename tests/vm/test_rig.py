@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from taucg.systemd import SERVICE, BlockingSystemd, NoSuchUnit
+from taucg.actors.systemd_dbus import SERVICE, BlockingSystemd, NoSuchUnit
 
 from .helpers import CGROUP_ROOT, Units, cgroup_dir, unit_state, wait_for
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
-from taucg.sampler import Sampler
-from taucg.systemd import SERVICE, BlockingSystemd
+from taucg.actors.systemd_dbus import SERVICE, BlockingSystemd
+from taucg.readers.sampler import Sampler
 
 from .helpers import Units, cgroup_dir, unit_state, wait_for
 

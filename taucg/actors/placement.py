@@ -1,0 +1,277 @@
+"""Process management: placing processes into tiers (through systemd
+transient scopes), per-tier priorities, admission against the tier's
+limits, and zombie cleanup.
+
+taucg never writes cgroup.procs itself: a placed process moves because
+systemd creates a scope for it (StartTransientUnit with PIDs=).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from taucg.config.schema import TIER_NAMES, Config
+from taucg.model.tiers import slice_name
+from taucg.readers import cgroupfs
+from taucg.readers.procfs import ProcessFacts
+
+if TYPE_CHECKING:
+    from taucg.actors.systemd_dbus import Systemd
+
+# ------------------------------------------------------------- priorities ---
+
+IOPRIO_CLASS_BE = 2
+IOPRIO_CLASS_IDLE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Priority:
+    nice: int
+    io_class: int  # 2 best-effort, 3 idle
+    io_level: int  # 0 (highest) .. 7, best-effort only
+    oom_score_adj: int
+
+
+# One row per tier, Critical first. With process_priority_levels = N < 5,
+# tiers share the nearest of N evenly spaced rows; 0 turns priorities off.
+PRIORITY_ROWS = (
+    Priority(-10, IOPRIO_CLASS_BE, 0, -900),
+    Priority(-5, IOPRIO_CLASS_BE, 2, -500),
+    Priority(0, IOPRIO_CLASS_BE, 4, 0),
+    Priority(10, IOPRIO_CLASS_BE, 6, 300),
+    Priority(19, IOPRIO_CLASS_IDLE, 7, 800),
+)
+
+
+def tier_priority(tier: str, levels: int) -> Priority | None:
+    if levels <= 0:
+        return None
+    i = TIER_NAMES.index(tier)
+    if levels == 1:
+        return PRIORITY_ROWS[2]
+    step = round(i * (levels - 1) / 4)
+    return PRIORITY_ROWS[round(step * 4 / (levels - 1))]
+
+
+def apply_priority(pid: int, prio: Priority) -> list[str]:
+    """Sets nice, IO priority and oom_score_adj; returns what failed (the
+    process may have exited, or lower nice values need root)."""
+    from taucg.readers._sampler import lib
+
+    failed = []
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, prio.nice)
+    except OSError as exc:
+        failed.append(f"nice {prio.nice}: {exc.strerror}")
+    ioprio = (prio.io_class << lib.TAU_IOPRIO_CLASS_SHIFT) | (
+        prio.io_level if prio.io_class == IOPRIO_CLASS_BE else 0)
+    rc = lib.tau_ioprio_set(lib.TAU_IOPRIO_WHO_PROCESS, pid, ioprio)
+    if rc < 0:
+        failed.append(f"io priority: {os.strerror(-rc)}")
+    try:
+        Path(f"/proc/{pid}/oom_score_adj").write_text(str(prio.oom_score_adj))
+    except OSError as exc:
+        failed.append(f"oom_score_adj {prio.oom_score_adj}: {exc.strerror}")
+    return failed
+
+
+def pin(pid: int, cpus: Iterable[int]) -> int:
+    """sched_setaffinity on every thread of a process; returns threads pinned."""
+    wanted = set(cpus)
+    done = 0
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except FileNotFoundError:
+        return 0
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, wanted)
+            done += 1
+        except (ProcessLookupError, PermissionError):
+            continue
+    return done
+
+
+# --------------------------------------------------------------- tiers ---
+
+
+def tier_of(cgroup: str | None) -> str | None:
+    """The tier a cgroup path lies in, from its tau-<tier>.slice component."""
+    if not cgroup:
+        return None
+    for part in cgroup.strip("/").split("/"):
+        for tier in TIER_NAMES:
+            if part == slice_name(tier):
+                return tier
+    return None
+
+
+def scope_name(tier: str, comm: str, pid: int, prefix: str = "taucg") -> str:
+    """A name an admin can read: taucg-low-make-1234.scope."""
+    safe = re.sub(r"[^A-Za-z0-9_.:-]", "_", comm)[:40] or "proc"
+    return f"{prefix}-{tier}-{safe}-{pid}.scope"
+
+
+def is_candidate(f: ProcessFacts, own_pid: int | None = None) -> tuple[bool, str]:
+    """Whether placement may move this process, and why not."""
+    if f.pid == 1 or f.is_kernel_thread:
+        return False, "PID 1 and kernel threads are never moved"
+    if own_pid is not None and f.pid == own_pid:
+        return False, "taucg itself"
+    if tier_of(f.cgroup) is not None:
+        return False, f"already in the {tier_of(f.cgroup)} tier"
+    unit = f.unit
+    if unit is None:
+        return False, "not in a systemd unit"
+    if unit == "init.scope":
+        return False, "part of PID 1's init.scope"
+    if not unit.endswith(".scope"):
+        return False, (f"runs in {unit}: a service stays in its unit; place services with "
+                       "tiers.<tier>.units")
+    return True, ""
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    allowed: bool
+    reason: str
+    processes: int
+    limit: int
+
+
+def tier_processes(tier: str, root: Path = cgroupfs.ROOT) -> int:
+    cg = cgroupfs.unit_cgroup(slice_name(tier), root)
+    total = 0
+    for dirpath, _dirs, files in os.walk(cg):
+        if "cgroup.procs" in files:
+            with contextlib.suppress(OSError):
+                total += len(Path(dirpath, "cgroup.procs").read_text().split())
+    return total
+
+
+def admit(cfg: Config, tier: str, root: Path = cgroupfs.ROOT) -> Admission:
+    """max_concurrent_processes per tier, and the slice's own TasksMax.
+
+    max_concurrent_processes counts processes, so it is checked here rather
+    than mapped to TasksMax, which counts threads."""
+    limit = cfg.process_management.max_concurrent_processes
+    cg = cgroupfs.unit_cgroup(slice_name(tier), root)
+    if not cg.is_dir():
+        return Admission(True, "tier not started yet", 0, limit)
+    count = tier_processes(tier, root)
+    if count >= limit:
+        return Admission(False, f"tier {tier} is full: {count} processes of "
+                         f"max_concurrent_processes={limit}; wait for some to finish or raise "
+                         "[process_management] max_concurrent_processes", count, limit)
+    current, maximum = cgroupfs.read(cg, "pids.current"), cgroup_max(cg)
+    if current is not None and maximum is not None and int(current) >= maximum:
+        return Admission(False, f"tier {tier} is full: {current} tasks of TasksMax={maximum}; "
+                         f"wait or raise tiers.{tier}.tasks_max", count, limit)
+    return Admission(True, "", count, limit)
+
+
+def cgroup_max(cg: Path) -> int | None:
+    text = cgroupfs.read(cg, "pids.max")
+    return None if text is None else cgroupfs.parse_max(text)
+
+
+# ------------------------------------------------------------ placement ---
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    pid: int
+    comm: str
+    tier: str
+    scope: str
+    rule: str
+    priority_failures: tuple[str, ...] = ()
+
+
+def scope_limits(cfg: Config) -> dict[str, int]:
+    """Per-process limits from [process_management] for a placed scope."""
+    pm = cfg.process_management
+    return {
+        "MemoryMax": pm.memory_limit_mb << 20,
+        # CPUQuota as CPU time per wall second: 50% = 0.5 s per second.
+        "CPUQuotaPerSecUSec": round(pm.cpu_limit_percent * 10_000),
+    }
+
+
+async def place(client: Systemd, f: ProcessFacts, tier: str, cfg: Config, rule: str
+                ) -> Placement:
+    """Moves a process into its tier through a new transient scope."""
+    scope = scope_name(tier, f.comm, f.pid)
+    props: dict[str, object] = {
+        "Description": f"taucg: {f.comm} ({f.pid}) placed in {tier} by {rule}",
+        "Slice": slice_name(tier),
+        "PIDs": [f.pid],
+        "CollectMode": "inactive-or-failed",
+        **scope_limits(cfg),
+    }
+    await client.start_transient(scope, props, mode="fail")
+    prio = tier_priority(tier, cfg.process_management.process_priority_levels)
+    failures = tuple(apply_priority(f.pid, prio)) if prio else ()
+    return Placement(f.pid, f.comm, tier, scope, rule, failures)
+
+
+async def place_by_rules(cfg: Config, client: Systemd | None, pid: int, *,
+                         dry_run: bool = False, since: float | None = None
+                         ) -> dict[str, Any] | None:
+    """Classifies one process and, unless dry_run, places (or pins) it.
+    Returns what happened, or None when no rule concerns it. ``since`` is
+    the proc-connector event's CLOCK_MONOTONIC time, for the latency."""
+    from taucg.actors.records import audit
+    from taucg.model.rules import classify
+    from taucg.readers.procfs import ProcessGone, facts
+
+    try:
+        f = facts(pid)
+    except ProcessGone:
+        return None
+    ok, _ = is_candidate(f, os.getpid())
+    verdict = classify(cfg.rules, f)
+    if verdict.tier is None or verdict.rule is None:
+        return None
+    rule = verdict.rule.label()
+    entry: dict[str, Any] = {"pid": pid, "comm": f.comm, "tier": verdict.tier, "rule": rule,
+                             "placed": False}
+    if not ok:
+        # A service's process stays in its unit; a rule may still pin it.
+        cpus = verdict.rule.rule.allowed_cpus
+        if cpus is None or not (f.unit or "").endswith(".service"):
+            return None
+        entry["pinned"] = str(cpus)
+        if not dry_run:
+            entry["threads_pinned"] = pin(pid, cpus.cpus)
+            audit(cfg.logging, "pin", f"{pid} ({f.comm})", after=f"CPUs {cpus}", rule=rule,
+                  unit=f.unit)
+        return entry
+    if dry_run:
+        return entry
+    if client is None:
+        raise ValueError("placing a process needs a systemd client")
+    adm = admit(cfg, verdict.tier)
+    if not adm.allowed:
+        entry["refused"] = adm.reason
+        return entry
+    try:
+        placed = await place(client, f, verdict.tier, cfg, rule)
+    except Exception as exc:
+        entry["error"] = str(exc)
+        return entry
+    entry.update(placed=True, scope=placed.scope)
+    audit(cfg.logging, "place", f"{pid} ({f.comm})", before=f.cgroup,
+          after=f"{placed.scope} in {verdict.tier}", rule=rule)
+    if since is not None:
+        entry["latency_ms"] = round((time.monotonic() - since) * 1000, 1)
+    if placed.priority_failures:
+        entry["priority_failures"] = list(placed.priority_failures)
+    return entry

@@ -1,0 +1,388 @@
+"""Crash recovery through systemd's D-Bus API.
+
+Event-driven: after Subscribe, PropertiesChanged signals of the watched
+units' objects say when one fails; no polling loop. Each failure goes to
+the unit's UnitRecovery (recovery_policy.py) for a decision, the decision
+is carried out over D-Bus, and the crash, the action and its outcome land
+in the history (store.py). After the bus comes back, every watched unit is
+rescanned, so a failure during the outage is not missed.
+
+Units with their own Restart=: with [recovery] systemd_restart = "defer"
+(the default) systemd restarts them and taucg only records the crash, so
+the two never race to restart the same unit; with "take_over" taucg turns
+their Restart= off when it starts watching -- a runtime drop-in,
+/run/systemd/system/<unit>.d/50-taucg-take-over.conf, gone at reboot,
+since systemd refuses Restart= through SetUnitProperties -- and recovers
+them itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from taucg.actors.crash_history import CrashEvent, History
+from taucg.actors.records import audit, perf
+from taucg.actors.systemd_dbus import SERVICE, UNIT, Systemd, SystemdError, unit_path
+from taucg.config.schema import TIER_NAMES, Config
+from taucg.config.values import unit_name
+from taucg.model.recovery_policy import Decision, RecoveryPolicy, UnitRecovery
+from taucg.model.tiers import slice_name
+
+TAKE_OVER_DIR = Path("/run/systemd/system")
+SAFE_MODE_FROZEN = tuple(slice_name(t) for t in TIER_NAMES[3:])  # low, background
+# The Results that mean a crash (systemd.exec(5) / org.freedesktop.systemd1(5)).
+CRASH_RESULTS = {"exit-code", "signal", "core-dump", "oom-kill", "watchdog", "timeout",
+                 "start-limit-hit", "resources", "protocol"}
+
+
+def watched_units(cfg: Config) -> list[str]:
+    """Critical units, units with a [recovery.services] policy, and, with
+    auto_restart_failed_services, the units health checks watch."""
+    units = [unit_name(u) for u in cfg.crash_recovery.critical_processes]
+    units += [unit_name(u) for u in cfg.recovery.services]
+    if cfg.health_checking.auto_restart_failed_services:
+        units += [unit_name(u) for u in cfg.health_checking.service_health_checks]
+    return list(dict.fromkeys(units))
+
+
+def history_path(cfg: Config) -> Path:
+    return Path(cfg.crash_recovery.state_directory) / "history.db"
+
+
+def notify_admin(unit: str, message: str, fields: dict[str, Any], command: str | None) -> str:
+    """A journal entry at crit priority with structured fields, and the
+    configured command if any. Returns how the admin was told."""
+    told = []
+    try:
+        from systemd import journal
+
+        journal.send(message, PRIORITY=journal.LOG_CRIT, SYSLOG_IDENTIFIER="taucg",
+                     TAUCG_UNIT=unit, **{f"TAUCG_{k.upper()}": str(v) for k, v in fields.items()})
+        told.append("journal")
+    except Exception as exc:
+        told.append(f"journal unavailable ({exc})")
+    if command:
+        env = {**os.environ, "TAUCG_UNIT": unit, "TAUCG_MESSAGE": message,
+               **{f"TAUCG_{k.upper()}": str(v) for k, v in fields.items()}}
+        try:
+            rc = subprocess.run(["/bin/sh", "-c", command], env=env, timeout=60,
+                                check=False).returncode
+            told.append(f"command exit {rc}")
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            told.append(f"command failed ({exc})")
+    if not told or all("unavailable" in t for t in told):
+        # Last resort, so a notification is never silent.
+        print(f"taucg: CRITICAL: {message}", flush=True)
+        told.append("stdout")
+    return ", ".join(told)
+
+
+@dataclass(slots=True)
+class Outcome:
+    decision: Decision
+    result: str
+    outcome: str
+
+
+class Recovery:
+    def __init__(self, cfg: Config, client: Systemd, history: History,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 log: Callable[[str], None] = lambda _m: None) -> None:
+        self.cfg = cfg
+        self.client = client
+        self.history = history
+        self.sleep = sleep
+        self.log = log
+        self.units = watched_units(cfg)
+        self.trackers = {u: UnitRecovery(RecoveryPolicy.from_config(cfg, u)) for u in self.units}
+        self._paths = {unit_path(u): u for u in self.units}
+        self._busy: set[str] = set()
+        self._failed_again: set[str] = set()
+        self.safe_mode = False
+        self.outcomes: list[tuple[str, Outcome]] = []
+
+    async def run_forever(self, connect: Callable[[], Awaitable[Systemd]],
+                          retry_seconds: float = 2.0) -> None:
+        """Runs, and after the bus goes away reconnects and rescans, keeping
+        every unit's attempt history."""
+        from taucg.actors.systemd_dbus import SystemdUnavailable
+
+        while True:
+            try:
+                await self.run()
+            except SystemdUnavailable as exc:
+                self.log(f"lost the system bus ({exc}); reconnecting")
+            await self.client.close()
+            while True:
+                await asyncio.sleep(retry_seconds)
+                try:
+                    self.client = await connect()
+                    break
+                except SystemdUnavailable:
+                    continue
+            self.log("reconnected to the system bus; rescanning")
+
+    async def run(self) -> None:
+        """Watches until cancelled, or until the bus goes away
+        (SystemdUnavailable)."""
+        await self.client.subscribe()
+        await self.rescan()
+        snapshots = None
+        if self.cfg.crash_recovery.save_session_state:
+            snapshots = asyncio.get_running_loop().create_task(self._snapshots())
+        follow = asyncio.get_running_loop().create_task(self._follow())
+        gone = asyncio.ensure_future(
+            self.client.bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
+        try:
+            await asyncio.wait({follow, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if follow.done():
+                follow.result()  # re-raise what stopped it
+            else:
+                from taucg.actors.systemd_dbus import SystemdUnavailable
+
+                raise SystemdUnavailable("the system bus closed the connection")
+        finally:
+            for task in (follow, gone):
+                task.cancel()
+            if snapshots is not None:
+                snapshots.cancel()
+
+    async def _snapshots(self, every: float = 30.0) -> None:
+        """Keeps the session snapshot fresh while nothing is being recovered,
+        so it shows what ran before a crash, not during its recovery."""
+        from taucg.actors import recovery_state as session
+
+        while True:
+            if not self._busy:
+                try:
+                    await session.snapshot(self.cfg, self.client)
+                except (OSError, SystemdError) as exc:
+                    self.log(f"session snapshot failed: {exc}")
+            await asyncio.sleep(every)
+
+    async def _follow(self) -> None:
+        async for sig in self.client.signals():
+            if sig.member != "PropertiesChanged" or sig.path not in self._paths:
+                continue
+            interface, changed = sig.body[0], sig.body[1]
+            if interface == UNIT and "ActiveState" in changed:
+                await self.on_state(self._paths[sig.path], str(changed["ActiveState"]))
+
+    async def rescan(self) -> None:
+        loaded = []
+        for unit in self.units:
+            try:
+                props = await self.client.properties(unit)
+            except SystemdError:
+                continue
+            if props.get("LoadState") == "loaded":
+                loaded.append((unit, str(props.get("ActiveState"))))
+        if self.cfg.recovery.systemd_restart == "take_over":
+            await self.take_over([u for u, _ in loaded])
+        for unit, state in loaded:
+            await self.on_state(unit, state)
+
+    async def take_over(self, units: list[str]) -> list[str]:
+        """Turns off systemd's own Restart= on these units, so only taucg
+        restarts them (one daemon-reload for all)."""
+        from taucg.actors.apply import write_atomic
+
+        taken = []
+        for unit in units:
+            if not unit.endswith(".service"):
+                continue
+            restart = await self.client.get_property(unit, "Restart", SERVICE)
+            if restart == "no":
+                continue
+            write_atomic(TAKE_OVER_DIR / f"{unit}.d" / "50-taucg-take-over.conf",
+                         "# Written by taucg recovery (systemd_restart = take_over).\n"
+                         "[Service]\nRestart=no\n")
+            audit(self.cfg.logging, "recovery take-over", unit, before=f"Restart={restart}",
+                  after="Restart=no (runtime drop-in)", who="taucg recovery (automatic)")
+            taken.append(unit)
+        if taken:
+            await self.client.reload()
+            self.log(f"took over restarts of {', '.join(taken)} (their Restart= is off "
+                     "until reboot)")
+        return taken
+
+    async def on_state(self, unit: str, state: str) -> None:
+        tracker = self.trackers[unit]
+        now = time.time()
+        if state == "active":
+            tracker.on_active(now)
+            if tracker.maybe_reset(now) and self.safe_mode:
+                await self.leave_safe_mode_when_stable()
+        elif state == "failed" and unit in self._busy:
+            # Failed again while we act on it: _recover picks this up when the
+            # current attempt ends, whatever state the unit shows by then.
+            self._failed_again.add(unit)
+        elif state == "failed":
+            self._busy.add(unit)
+            # Acting can take minutes (delays, timeouts); signals keep flowing.
+            asyncio.get_running_loop().create_task(self._recover(unit))
+
+    async def _recover(self, unit: str) -> None:
+        try:
+            while True:
+                out = await self.on_failure(unit)
+                if out is None:
+                    return
+                self.outcomes.append((unit, out))
+                # A failure during this attempt is the next attempt, even if the
+                # unit already shows a passing state (deactivating, activating)
+                # instead of "failed"; an active unit needs nothing.
+                state = await self.client.get_property(unit, "ActiveState")
+                again = unit in self._failed_again
+                self._failed_again.discard(unit)
+                if out.decision.strategy == "notify_admin" or state == "active" or (
+                        state != "failed" and not again):
+                    return
+        except Exception as exc:
+            self.log(f"recovery of {unit} failed: {exc}")
+        finally:
+            self._busy.discard(unit)
+
+    async def on_failure(self, unit: str) -> Outcome | None:
+        svc = await self.client.properties(unit, SERVICE) if unit.endswith(".service") else {}
+        result = str(svc.get("Result", "unknown"))
+        code, status = int(svc.get("ExecMainCode", 0) or 0), svc.get("ExecMainStatus")
+        # ExecMainCode is a CLD_* code: 1 exited, 2 killed, 3 dumped.
+        exit_code = int(status) if code == 1 and status is not None else None
+        sig = int(status) if code in (2, 3) and status is not None else None
+        now = time.time()
+        own_restart = str(svc.get("Restart", "no"))
+        if own_restart != "no" and self.cfg.recovery.systemd_restart == "defer":
+            self.history.record(CrashEvent(now, unit, result, exit_code, sig, 0,
+                                           "deferred-to-systemd", f"Restart={own_restart}"))
+            return None
+        if own_restart != "no":
+            await self.take_over([unit])
+        decision = self.trackers[unit].on_failure(now)
+        row = self.history.record(CrashEvent(now, unit, result, exit_code, sig,
+                                             decision.attempt, decision.strategy, "pending",
+                                             decision.delay))
+        self.log(f"{unit} failed ({result}); attempt {decision.attempt}: {decision.strategy}"
+                 + (f" after {decision.delay:.1f}s" if decision.delay else ""))
+        started = time.monotonic()
+        outcome = await self.act(unit, decision, result)
+        self.history.set_outcome(row, outcome)
+        audit(self.cfg.logging, f"recovery {decision.strategy}", unit, before=result,
+              after=outcome, who="taucg recovery (automatic)", attempt=decision.attempt)
+        perf(self.cfg.logging, "recovery", time.monotonic() - started, unit=unit,
+             strategy=decision.strategy, outcome=outcome)
+        return Outcome(decision, result, outcome)
+
+    async def act(self, unit: str, d: Decision, result: str) -> str:
+        if d.strategy == "notify_admin":
+            return "notified: " + notify_admin(
+                unit, f"taucg: {unit} keeps failing ({result}); recovery gave up restarting it",
+                {"result": result, "attempt": d.attempt}, self.cfg.recovery.notify_command)
+        if d.strategy == "fallback_to_safe_mode":
+            entered = await self.enter_safe_mode()
+            restarted = await self.restart(unit)
+            return f"safe mode ({entered}); {restarted}"
+        if d.delay:
+            await self.sleep(d.delay)
+        return await self.restart(unit)
+
+    async def restart(self, unit: str) -> str:
+        """RestartUnit, then wait for active up to recovery_timeout_seconds;
+        a unit that does not get there counts as a failed attempt."""
+        from taucg.actors import recovery_state as session
+
+        timeout = float(self.cfg.crash_recovery.recovery_timeout_seconds)
+        keep = self.cfg.crash_recovery.save_session_state
+        snap = session.load_snapshot(self.cfg) if keep else None
+        handed = session.hand_back(self.cfg, unit) if keep else None
+        try:
+            await self.client.restart(unit, timeout=timeout)
+        except SystemdError as exc:
+            return f"restart failed: {exc.detail}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = await self.client.get_property(unit, "ActiveState")
+            if state == "active":
+                extra = ""
+                if snap is not None:
+                    started = await session.restore(self.cfg, self.client, snap)
+                    if started:
+                        extra += f"; restored {', '.join(started)}"
+                if handed is not None:
+                    extra += f"; state handed back at {handed}"
+                return "restarted" + extra
+            if state == "failed":
+                return "restarted, failed again"
+            await asyncio.sleep(0.2)
+        return f"timeout: not active within {timeout:g}s"
+
+    async def leave_safe_mode_when_stable(self) -> None:
+        """Health recovered: every watched unit that failed has stayed up for
+        stable_seconds, so the frozen tiers may run again."""
+        if any(t.failures for t in self.trackers.values()):
+            return
+        if self.cfg.recovery.safe_mode == "freeze":
+            thawed = await leave_safe_mode(self.client)
+            self.log(f"left safe mode: thawed {', '.join(thawed) or 'nothing'}")
+        else:
+            self.log("recovered; leave the safe target with 'systemctl isolate default.target'")
+        self.safe_mode = False
+
+    async def enter_safe_mode(self) -> str:
+        if self.cfg.recovery.safe_mode == "isolate":
+            target = self.cfg.recovery.safe_mode_target
+            await self.client.start(target, mode="isolate")
+            self.safe_mode = True
+            return f"isolated {target}"
+        frozen = []
+        for slice_unit in SAFE_MODE_FROZEN:
+            try:
+                await self.client.freeze(slice_unit)
+                frozen.append(slice_unit)
+            except SystemdError as exc:
+                self.log(f"cannot freeze {slice_unit}: {exc}")
+        self.safe_mode = True
+        return "froze " + (", ".join(frozen) or "nothing")
+
+
+async def leave_safe_mode(client: Systemd) -> list[str]:
+    thawed = []
+    for slice_unit in SAFE_MODE_FROZEN:
+        try:
+            await client.thaw(slice_unit)
+            thawed.append(slice_unit)
+        except SystemdError:
+            continue
+    return thawed
+
+
+async def unit_overview(cfg: Config, client: Systemd | None) -> list[dict[str, Any]]:
+    """What `taucg recovery` shows per watched unit."""
+    rows = []
+    for unit in watched_units(cfg):
+        policy = RecoveryPolicy.from_config(cfg, unit)
+        row: dict[str, Any] = {"unit": unit, "strategy": policy.strategy,
+                               "max_attempts": policy.max_attempts}
+        if client is not None:
+            try:
+                props = await client.properties(unit)
+                row["state"] = props.get("ActiveState")
+                row["load"] = props.get("LoadState")
+                if props.get("LoadState") == "loaded" and unit.endswith(".service"):
+                    svc = await client.properties(unit, SERVICE)
+                    restart = str(svc.get("Restart", "no"))
+                    row["systemd_restart"] = restart
+                    row["n_restarts"] = svc.get("NRestarts")
+                    row["handled_by"] = ("systemd (taucg defers)" if restart != "no" and
+                                         cfg.recovery.systemd_restart == "defer" else "taucg")
+            except SystemdError as exc:
+                row["error"] = str(exc)
+        rows.append(row)
+    return rows

@@ -1,0 +1,50 @@
+"""Persistent state in SQLite (standard library, WAL): the crash history
+and the daemon's sample history.
+
+One row per crash event: when, which unit, systemd's Result, the exit code
+or signal, the attempt number, the action taken and its outcome. Retention
+is bounded by row count and age. WAL lets the CLI read while the daemon
+writes, and a daemon restart finds everything where it left it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from taucg.actors.sqlite_db import _Database
+
+
+class SampleHistory(_Database):
+    """The daemon's metric history (system and per tier), so that trends and
+    `taucg history` survive a daemon restart. Rows older than keep_seconds
+    are pruned as new ones arrive."""
+
+    SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    time REAL NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_time ON samples (time);
+"""
+    WHAT = "sample history"
+
+    def __init__(self, path: Path, keep_seconds: float) -> None:
+        self.keep_seconds = keep_seconds
+        super().__init__(path)
+
+    def add(self, now: float, values: Mapping[str, float]) -> None:
+        with self._tx() as db:
+            db.executemany("INSERT INTO samples (time, metric, value) VALUES (?, ?, ?)",
+                           [(now, k, v) for k, v in values.items()])
+            db.execute("DELETE FROM samples WHERE time < ?", (now - self.keep_seconds,))
+
+    def load(self, since: float | None = None) -> dict[str, list[tuple[float, float]]]:
+        """metric -> [(wall time, value)], oldest first."""
+        out: dict[str, list[tuple[float, float]]] = {}
+        rows = self._db.execute("SELECT time, metric, value FROM samples WHERE time >= ? "
+                                "ORDER BY time", (since or 0.0,))
+        for t, metric, value in rows:
+            out.setdefault(metric, []).append((t, value))
+        return out

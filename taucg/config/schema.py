@@ -1,0 +1,271 @@
+"""TOML -> one frozen, typed Config.
+
+The built-in default (``default.toml`` in this package) is loaded first; an
+admin file then overrides only the keys it sets. Every problem in the admin
+file is collected, not just the first, and each names the file, the key path
+and, where the text shows it, the line.
+
+Lookup order for the admin file: ``--config``, then ``$TAUCG_CONFIG``, then
+``/etc/taucg/taucg.toml``; with none of them the built-in default stands alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from taucg.config.values import (
+    CpuSet,
+    Size,
+    check_unit_name,
+    unit_name,
+)
+
+TIER_NAMES = ("critical", "high", "normal", "low", "background")
+STRATEGIES = (
+    "restart",
+    "restart_with_delay",
+    "restart_with_backoff",
+    "fallback_to_safe_mode",
+    "notify_admin",
+)
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+HEALTH_WEIGHTS = MappingProxyType({
+    "cpu_usage": 0.15, "memory_usage": 0.2, "disk_usage": 0.15,
+    "network_connectivity": 0.1, "temperature": 0.1, "pressure": 0.1, "services": 0.2,
+})
+SYSTEM_CHECKS = (
+    "cpu_usage",
+    "memory_usage",
+    "disk_usage",
+    "network_connectivity",
+    "temperature",
+    "pressure",
+)
+
+
+# ---------------------------------------------------------------- schema ---
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """How one key is validated and converted."""
+
+    kind: str
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] = ()
+    required: bool = False
+    cls: type | None = None
+
+
+def opt(default: Any, kind: str, lo: float | None = None, hi: float | None = None, *,
+        choices: tuple[str, ...] = (), required: bool = False, cls: type | None = None,
+        doc: str = "") -> Any:
+    metadata = {"check": Check(kind, lo, hi, choices, required, cls), "doc": doc}
+    if isinstance(default, Mapping):
+        # Mappings are unhashable, so dataclasses want a factory for them.
+        return field(default_factory=lambda: MappingProxyType(dict(default)), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceMonitoring:
+    enabled: bool = opt(True, "bool")
+    interval_seconds: int = opt(30, "int", 1, 86400)
+    cpu_threshold_percent: float = opt(80.0, "float", 0, 100)
+    memory_threshold_percent: float = opt(85.0, "float", 0, 100)
+    disk_threshold_percent: float = opt(90.0, "float", 0, 100)
+    network_monitoring: bool = opt(True, "bool")
+    temperature_monitoring: bool = opt(True, "bool")
+    alert_on_threshold: bool = opt(True, "bool")
+    log_resource_usage: bool = opt(True, "bool")
+    # Our additions:
+    alert_hysteresis_percent: float = opt(5.0, "float", 0, 50)
+    history_length: int = opt(120, "int", 2, 100_000)
+    trend_window_seconds: int = opt(600, "int", 1, 7 * 86400)
+
+
+@dataclass(frozen=True, slots=True)
+class SamplerSettings:
+    process_fd_budget: int = opt(4096, "int", 0, 1_000_000,
+                                 doc="stat fds kept open; past it, open+read+close")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessManagement:
+    enabled: bool = opt(True, "bool")
+    max_concurrent_processes: int = opt(100, "int", 1, 4_194_304)
+    process_priority_levels: int = opt(5, "int", 0, 5)
+    memory_limit_mb: int = opt(2048, "int", 1, 1 << 40)
+    cpu_limit_percent: float = opt(50.0, "float", 0, 100)
+    auto_cleanup_zombies: bool = opt(True, "bool")
+    process_isolation: bool = opt(True, "bool")
+    resource_pooling: bool = opt(True, "bool")
+
+
+@dataclass(frozen=True, slots=True)
+class CrashRecovery:
+    enabled: bool = opt(True, "bool")
+    auto_recovery: bool = opt(True, "bool")
+    max_recovery_attempts: int = opt(3, "int", 1, 1000)
+    recovery_timeout_seconds: int = opt(60, "int", 1, 86400)
+    save_session_state: bool = opt(True, "bool")
+    session_state_path: str = opt("/var/lib/tau/session_state", "path")
+    critical_processes: tuple[str, ...] = opt(
+        ("tau-session", "tau-powerd", "tau-inputd", "tau-displaysvc"), "units"
+    )
+    # Our addition: where the crash history lives.
+    state_directory: str = opt("/var/lib/taucg", "path")
+
+    @property
+    def critical_units(self) -> tuple[str, ...]:
+        return tuple(unit_name(n) for n in self.critical_processes)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChecking:
+    enabled: bool = opt(True, "bool")
+    check_interval_seconds: int = opt(60, "int", 1, 86400)
+    system_health_checks: tuple[str, ...] = opt(
+        ("cpu_usage", "memory_usage", "disk_usage", "network_connectivity"),
+        "choices",
+        choices=SYSTEM_CHECKS,
+    )
+    service_health_checks: tuple[str, ...] = opt(
+        ("tau-session", "tau-powerd", "tau-inputd", "tau-displaysvc"), "units"
+    )
+    alert_on_failure: bool = opt(True, "bool")
+    auto_restart_failed_services: bool = opt(True, "bool")
+    health_score_threshold: float = opt(0.7, "float", 0.0, 1.0)
+    # Our addition: each check's weight in the score (relative; need not sum to 1).
+    weights: Mapping[str, float] = opt(HEALTH_WEIGHTS, "weights",
+                                       choices=tuple(HEALTH_WEIGHTS))
+
+
+@dataclass(frozen=True, slots=True)
+class Logging:
+    log_level: str = opt("info", "choice", choices=LOG_LEVELS)
+    log_file_path: str = opt("/var/log/tau/monitor.log", "path")
+    audit_log_path: str = opt("/var/log/tau/audit.log", "path")  # our addition
+    max_log_size_mb: int = opt(100, "int", 1, 1 << 20)
+    log_rotation: bool = opt(True, "bool")
+    structured_logging: bool = opt(True, "bool")
+    log_compression: bool = opt(True, "bool")
+    audit_logging: bool = opt(True, "bool")
+    performance_logging: bool = opt(True, "bool")
+    # Our additions: the performance log's own file; how many rotated files
+    # are kept and for how long; and a copy of the log in journald when it runs.
+    performance_log_path: str = opt("/var/log/tau/performance.log", "path")
+    rotated_files_kept: int = opt(10, "int", 0, 10_000)
+    retention_days: float = opt(30.0, "float", 0.01, 36_500)
+    journald: bool = opt(True, "bool")
+
+
+@dataclass(frozen=True, slots=True)
+class Daemon:
+    """Our addition: the daemon's socket, pidfile and metrics endpoint."""
+
+    socket_path: str = opt("/run/taucg/taucg.sock", "path")
+    # Members of this group may read through the socket; mutations need root.
+    socket_group: str = opt("adm", "str")
+    pidfile: str = opt("/run/taucg/taucg.pid", "path")
+    # "HOST:PORT" to serve Prometheus metrics; "" (the default) serves none.
+    metrics_address: str = opt("", "address")
+
+
+TasksMax = int | Literal["infinity"]
+
+
+@dataclass(frozen=True, slots=True)
+class TierPolicy:
+    """One tier's limits, in systemd.resource-control(5) terms. None leaves
+    systemd's default in place (taucg does not manage that property)."""
+
+    cpu_weight: int | None = opt(None, "int", 1, 10000, doc="CPUWeight")
+    cpu_quota: float | None = opt(None, "float", 0.01, 100 * 8192,
+                                  doc="CPUQuota, percent of one CPU (200 = two CPUs)")
+    memory_min: Size | None = opt(None, "size", doc="MemoryMin")
+    memory_low: Size | None = opt(None, "size", doc="MemoryLow")
+    memory_high: Size | None = opt(None, "size", doc="MemoryHigh")
+    memory_max: Size | None = opt(None, "size", doc="MemoryMax")
+    allowed_cpus: CpuSet | None = opt(None, "cpus", doc="AllowedCPUs")
+    io_weight: int | None = opt(None, "int", 1, 10000, doc="IOWeight")
+    tasks_max: TasksMax | None = opt(None, "tasks", doc="TasksMax")
+    units: tuple[str, ...] = opt((), "units", doc="services placed in this tier")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Places matching processes into a tier. Every key given must match."""
+
+    tier: str = opt("", "choice", choices=TIER_NAMES, required=True)
+    name: str | None = opt(None, "str")
+    comm: str | None = opt(None, "str", doc="process name, exact or glob")
+    exe: str | None = opt(None, "str", doc="executable path glob")
+    cmdline: str | None = opt(None, "regex", doc="regular expression over the command line")
+    user: str | int | None = opt(None, "user", doc="user name or uid")
+    unit: str | None = opt(None, "unitname", doc="the unit the process runs in")
+    allowed_cpus: CpuSet | None = opt(None, "cpus",
+                                      doc="sched_setaffinity for matches that stay in a service")
+
+    MATCH_KEYS = ("comm", "exe", "cmdline", "user", "unit")
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryService:
+    strategy: str | None = opt(None, "choice", choices=STRATEGIES,
+                               doc="None: [recovery] default_strategy")
+    max_attempts: int | None = opt(None, "int", 1, 1000,
+                                   doc="None: crash_recovery.max_recovery_attempts")
+    delay_seconds: float = opt(5.0, "float", 0, 86400)
+    max_delay_seconds: float = opt(300.0, "float", 0, 86400)
+    backoff_multiplier: float = opt(2.0, "float", 1.0, 100.0)
+
+
+def _check_service_key(name: str) -> str | None:
+    try:
+        check_unit_name(name)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryConfig:
+    default_strategy: str = opt("restart_with_backoff", "choice", choices=STRATEGIES)
+    # Escalation order after max_attempts within window_seconds.
+    chain: tuple[str, ...] = opt(STRATEGIES, "choices", choices=STRATEGIES)
+    window_seconds: float = opt(600.0, "float", 1, 7 * 86400)
+    stable_seconds: float = opt(300.0, "float", 0, 7 * 86400)
+    # A unit with its own Restart=: "defer" lets systemd restart it and only
+    # records the crash; "take_over" turns its Restart= off and recovers it.
+    systemd_restart: str = opt("defer", "choice", choices=("defer", "take_over"))
+    safe_mode: str = opt("freeze", "choice", choices=("freeze", "isolate"))
+    safe_mode_target: str = opt("rescue.target", "unitname")
+    notify_command: str | None = opt(None, "str")
+    services: Mapping[str, RecoveryService] = opt(
+        MappingProxyType({}), "table_of", cls=RecoveryService
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    resource_monitoring: ResourceMonitoring = opt(ResourceMonitoring(), "section",
+                                                  cls=ResourceMonitoring)
+    process_management: ProcessManagement = opt(ProcessManagement(), "section",
+                                                cls=ProcessManagement)
+    crash_recovery: CrashRecovery = opt(CrashRecovery(), "section", cls=CrashRecovery)
+    health_checking: HealthChecking = opt(HealthChecking(), "section", cls=HealthChecking)
+    logging: Logging = opt(Logging(), "section", cls=Logging)
+    sampler: SamplerSettings = opt(SamplerSettings(), "section", cls=SamplerSettings)
+    daemon: Daemon = opt(Daemon(), "section", cls=Daemon)
+    tiers: Mapping[str, TierPolicy] = opt(MappingProxyType({}), "table_of", cls=TierPolicy)
+    rules: tuple[Rule, ...] = opt((), "array_of", cls=Rule)
+    recovery: RecoveryConfig = opt(RecoveryConfig(), "section", cls=RecoveryConfig)
+    # Where each key's value came from: dotted key -> BUILTIN or a file path.
+    sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}),
+                                       compare=False)
+    file: str | None = field(default=None, compare=False)

@@ -1,0 +1,79 @@
+"""The `taucg` command line (also installed as `tau-monitor-cli`).
+
+Each command parses, calls the layers below and renders; nothing here holds
+logic another face would need. Heavy modules are imported inside the
+commands that use them, so `taucg --help` and `taucg config` stay fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from taucg import __version__
+from taucg.config.loading import ConfigError
+from taucg.faces.render import FORMATS
+
+
+def audit(settings: Any, action: str, target: str, **fields: Any) -> None:
+    """logs.audit, imported on first use: most commands never write one, and
+    the JSON formatter and rotating handlers cost every start-up."""
+    from taucg.actors.records import audit as write
+
+    write(settings, action, target, **fields)
+
+
+class UserError(click.ClickException):
+    """A problem the user can fix; printed without a traceback, exit 1."""
+
+
+class TaucgGroup(click.Group):
+    """Turns expected failures into one clear message and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(f"taucg: {problem}", err=True)
+            ctx.exit(2)
+        except PermissionError as exc:
+            name = exc.filename or "a system file"
+            click.echo(f"taucg: permission denied on {name}; run as root (sudo taucg ...)",
+                       err=True)
+            ctx.exit(1)
+
+
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
+    help="table on a terminal, tab-separated when piped, or json",
+)
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    help="config file (default: $TAUCG_CONFIG, then /etc/taucg/taucg.toml, then built-in)",
+)
+
+
+@click.group(cls=TaucgGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="taucg")
+def cli() -> None:
+    """taucg: cgroup v2 resource tiers on systemd."""
+
+
+def _run_async(coro: Any) -> Any:
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+async def _connect(required: bool) -> Any:
+    from taucg.actors.systemd_dbus import Systemd, SystemdUnavailable
+
+    try:
+        return await Systemd().connect()
+    except SystemdUnavailable as exc:
+        if required:
+            raise UserError(str(exc)) from None
+        return None
+

@@ -1,0 +1,67 @@
+"""`taucg config`: the effective config, where each value came from, and `config check`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from taucg.config.loading import BUILTIN, flatten, source_of, to_dict
+from taucg.config.loading import load as load_config
+from taucg.config.schema import Config
+from taucg.faces.cli.common import cli, config_option, format_option
+from taucg.faces.render import emit
+
+# ---------------------------------------------------------------- config ---
+
+SECTION_FLAGS: dict[str, tuple[str, ...]] = {
+    "monitoring": ("resource_monitoring", "health_checking", "logging", "sampler", "daemon"),
+    "resources": ("process_management", "rules"),
+    "recovery": ("crash_recovery", "recovery"),
+    "tiers": ("tiers",),
+}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(_show(v) for v in value) if value else "[]"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_show(v)}" for k, v in value.items())
+    return str(value)
+
+
+@cli.group("config", invoke_without_command=True)
+@click.option("--monitoring", is_flag=True, help="resource monitoring, health checks, logging")
+@click.option("--resources", is_flag=True, help="process management and placement rules")
+@click.option("--recovery", is_flag=True, help="crash recovery")
+@click.option("--tiers", is_flag=True, help="the five tiers")
+@format_option
+@config_option
+@click.pass_context
+def config_cmd(ctx: click.Context, monitoring: bool, resources: bool, recovery: bool,
+               tiers: bool, fmt: str, config_path: str | None) -> None:
+    """Show the effective config and where each value came from."""
+    if ctx.invoked_subcommand is not None:
+        return
+    cfg = load_config(config_path)
+    chosen = [name for name, on in (("monitoring", monitoring), ("resources", resources),
+                                    ("recovery", recovery), ("tiers", tiers)) if on]
+    sections = [s for name in (chosen or SECTION_FLAGS) for s in SECTION_FLAGS[name]]
+    data = to_dict(cfg)
+    shown = {s: data[s] for s in sections if s in data}
+    rows = [[key, _show(value), source_of(cfg, key)] for key, value in flatten(shown)]
+    emit(fmt, ["KEY", "VALUE", "SOURCE"], rows,
+         {"file": cfg.file, "config": shown,
+          "sources": {k: source_of(cfg, k) for k, _ in flatten(shown)}},
+         title=f"config: {cfg.file or BUILTIN}")
+
+
+@config_cmd.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+def config_check(file: str) -> None:
+    """Validate FILE; exit 2 with one line per problem."""
+    cfg: Config = load_config(file)
+    overridden = sum(1 for src in cfg.sources.values() if src == file)
+    click.echo(f"{file}: OK ({overridden} keys set over the built-in default)")

@@ -1,0 +1,166 @@
+"""`taucg recovery`: recovery policy, crash history, recovery state, the watcher."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from taucg.config.loading import load as load_config
+from taucg.faces.cli.common import (
+    UserError,
+    _connect,
+    _run_async,
+    audit,
+    cli,
+    config_option,
+    format_option,
+)
+from taucg.faces.render import emit
+
+# -------------------------------------------------------------- recovery ---
+
+
+@cli.group("recovery", invoke_without_command=True)
+@click.option("--history", "show_history", is_flag=True,
+              help="crash history: counts per unit, MTBF, last failure")
+@click.option("--unit", default=None, help="only this unit (with --history)")
+@click.option("--session", "show_session", is_flag=True,
+              help="the last session snapshot (units, states, state blobs)")
+@click.option("--watch", is_flag=True,
+              help="run the recovery watcher in the foreground until interrupted")
+@format_option
+@config_option
+@click.pass_context
+def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None,
+                 show_session: bool, watch: bool, fmt: str, config_path: str | None) -> None:
+    """Critical units, their recovery policy and whether systemd or taucg restarts them."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from taucg.actors import recovery_watcher as rec
+    from taucg.actors.crash_history import History
+    from taucg.actors.sqlite_db import StoreError
+    from taucg.config.values import unit_name
+
+    cfg = load_config(config_path)
+    if show_session:
+        from taucg.actors.recovery_state import load_snapshot, state_dir
+
+        snap = load_snapshot(cfg)
+        if snap is None:
+            click.echo(f"no session snapshot yet ({state_dir(cfg) / 'session.json'}); the "
+                       "recovery watcher takes one every 30 s")
+            return
+        rows = [[u, s["active_state"], s["sub_state"]] for u, s in snap["units"].items()]
+        taken = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap["time"]))
+        blobs = ", ".join(snap["blobs"]) or "none"
+        emit(fmt, ["UNIT", "STATE", "SUB"], rows, snap,
+             title=f"session snapshot {taken}; state blobs: {blobs}")
+        return
+    if show_history:
+        path = rec.history_path(cfg)
+        if not path.exists():
+            click.echo(f"no crash history yet ({path})")
+            return
+        try:
+            history = History(path)
+        except StoreError as exc:
+            raise UserError(str(exc)) from None
+        wanted = unit_name(unit) if unit else None
+        stats = history.stats(wanted)
+        events = history.events(wanted, limit=50)
+        data = {"units": [{
+            "unit": s.unit, "failures": s.failures, "first": s.first, "last": s.last,
+            "last_result": s.last_result, "mtbf_seconds": s.mtbf_seconds} for s in stats],
+            "events": [{"time": e.time, "unit": e.unit, "result": e.result,
+                        "exit_code": e.exit_code, "signal": e.signal, "attempt": e.attempt,
+                        "action": e.action, "delay": e.delay, "outcome": e.outcome}
+                       for e in events]}
+        rows = [[s.unit, str(s.failures),
+                 "-" if s.mtbf_seconds is None else f"{s.mtbf_seconds:.0f}s",
+                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.last)), s.last_result]
+                for s in stats]
+        emit(fmt, ["UNIT", "FAILURES", "MTBF", "LAST FAILURE", "LAST RESULT"], rows, data,
+             title="crash history")
+        return
+    if watch:
+        if os.geteuid() != 0:
+            raise UserError("the recovery watcher restarts units; run it as root")
+
+        async def watch_forever() -> None:
+            from taucg.actors.crash_history import History
+
+            client = await _connect(required=True)
+            history = History(rec.history_path(cfg))
+            watcher = rec.Recovery(cfg, client, history,
+                                   log=lambda m: click.echo(f"recovery: {m}", err=True))
+            click.echo(f"recovery: watching {', '.join(watcher.units)}", err=True)
+            from taucg.actors.systemd_dbus import Systemd
+
+            try:
+                await watcher.run_forever(lambda: Systemd().connect())
+            finally:
+                await watcher.client.close()
+
+        with contextlib.suppress(KeyboardInterrupt):
+            _run_async(watch_forever())
+        return
+
+    async def overview() -> list[dict[str, Any]]:
+        client = await _connect(required=False)
+        try:
+            return await rec.unit_overview(cfg, client)
+        finally:
+            if client is not None:
+                await client.close()
+
+    units = _run_async(overview())
+    rows = [[u["unit"], str(u.get("state", "?")), u["strategy"], str(u["max_attempts"]),
+             str(u.get("systemd_restart", "-")), str(u.get("handled_by", "-"))] for u in units]
+    emit(fmt, ["UNIT", "STATE", "STRATEGY", "ATTEMPTS", "RESTART=", "RESTARTED BY"], rows,
+         {"units": units, "chain": list(cfg.recovery.chain),
+          "systemd_restart": cfg.recovery.systemd_restart}, title="recovery")
+
+
+@recovery_cmd.command("save-state")
+@click.argument("unit")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@config_option
+def save_state_cmd(unit: str, file: Path, config_path: str | None) -> None:
+    """Keep FILE as UNIT's state blob; it is handed back after a recovery."""
+    from taucg.actors.recovery_state import HANDBACK_DIR, save_blob
+    from taucg.config.values import check_unit_name
+
+    cfg = load_config(config_path)
+    try:
+        name = check_unit_name(unit)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="UNIT") from None
+    dest = save_blob(cfg, name, file)
+    audit(cfg.logging, "save-state", name, after=str(dest), size=file.stat().st_size)
+    click.echo(f"saved {file} for {name} as {dest}; after a recovery it is handed back at "
+               f"{HANDBACK_DIR / name}")
+
+
+@recovery_cmd.command("leave-safe-mode")
+@config_option
+def leave_safe_mode_cmd(config_path: str | None) -> None:
+    """Thaw the Low and Background tiers frozen by safe mode."""
+    from taucg.actors.recovery_watcher import leave_safe_mode
+
+    async def run() -> list[str]:
+        client = await _connect(required=True)
+        try:
+            return await leave_safe_mode(client)
+        finally:
+            await client.close()
+
+    thawed = _run_async(run())
+    if thawed:
+        audit(load_config(config_path).logging, "leave-safe-mode", ", ".join(thawed),
+              before="frozen", after="thawed")
+    click.echo(f"thawed: {', '.join(thawed) or 'nothing was frozen'}")

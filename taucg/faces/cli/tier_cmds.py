@@ -1,0 +1,130 @@
+"""`taucg apply`: make the tier slices match the config, then verify them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from taucg.config.loading import load as load_config
+from taucg.faces.cli.common import (
+    UserError,
+    _connect,
+    _run_async,
+    audit,
+    cli,
+    config_option,
+    format_option,
+)
+from taucg.faces.render import resolve_format
+
+# ----------------------------------------------------------------- apply ---
+
+DRY_RUN_CHANGES = 10  # --dry-run exit status when something would change
+
+
+def _file_diff(change: Any) -> list[str]:
+    import difflib
+
+    before = (change.before or "").splitlines()
+    after = (change.after or "").splitlines()
+    return [line for line in difflib.unified_diff(before, after, "before", "after", lineterm="",
+                                                  n=0) if not line.startswith(("---", "+++"))]
+
+
+def _print_plan(plan: Any, fmt: str) -> None:
+    kind = resolve_format(fmt)
+    if kind == "json":
+        click.echo(json.dumps(plan.to_dict(), indent=2))
+        return
+    for f in plan.files:
+        click.echo(f"{f.action:<7} {f.path}")
+        for line in _file_diff(f):
+            if not line.startswith("@@"):
+                click.echo(f"        {line}")
+    for p in plan.properties:
+        click.echo(f"set     {p.unit} {p.name}: {p.before} -> {p.after}")
+    for unit in plan.start:
+        click.echo(f"start   {unit}")
+    for m in plan.moves:
+        state = "running: restart needed" if m.active else "not running"
+        click.echo(f"move    {m.unit}: {m.before} -> {m.after} ({state})")
+    for note in plan.notes:
+        click.echo(f"note    {note}")
+
+
+@cli.command("apply")
+@click.option("--dry-run", is_flag=True,
+              help=f"print the plan and exit: 0 if nothing would change, {DRY_RUN_CHANGES} if "
+                   "something would")
+@click.option("--restart-moved", is_flag=True,
+              help="restart running services whose tier changed (otherwise they are listed)")
+@click.option("--unit-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("/etc/systemd/system"), show_default=True, envvar="TAUCG_UNIT_DIR",
+              help="where slice units and drop-ins are written")
+@format_option
+@config_option
+def apply_cmd(dry_run: bool, restart_moved: bool, unit_dir: Path, fmt: str,
+              config_path: str | None) -> None:
+    """Make the five tier slices match the config, then verify them.
+
+    Plans first (files, live properties, slices to start, services that
+    change tier); applying again with nothing changed writes nothing."""
+    from taucg.actors import apply as ap
+
+    cfg = load_config(config_path)
+    machine = ap.Machine.probe()
+    problems = ap.preflight(cfg, machine)
+    if problems and not dry_run:
+        for p in problems:
+            click.echo(f"taucg: {p}", err=True)
+        raise click.exceptions.Exit(2)
+    if not dry_run and os.geteuid() != 0:
+        raise UserError("taucg apply needs root to write units and change systemd; run it "
+                        "with sudo, or use --dry-run to see the plan")
+
+    async def run() -> int:
+        client = await _connect(required=not dry_run)
+        try:
+            if dry_run:
+                plan = await ap.observe_and_plan(cfg, machine, unit_dir, client)
+                _print_plan(plan, fmt)
+                if not plan.changed and resolve_format(fmt) != "json":
+                    click.echo("nothing would change")
+                for p in problems:  # shown with the plan; a real apply would stop here
+                    click.echo(f"taucg: {p}", err=True)
+                if problems:
+                    return 2
+                return DRY_RUN_CHANGES if plan.changed else 0
+            show = (lambda plan: _print_plan(plan, fmt)) if resolve_format(fmt) != "json" \
+                else (lambda _plan: None)
+            try:
+                done = await ap.apply_now(cfg, machine, unit_dir, client, restart_moved, show)
+            except ap.ExecuteError as exc:
+                audit(cfg.logging, "apply", str(unit_dir), result=f"failed: {exc}",
+                      config=cfg.file)
+                raise
+            for record in done.audit_records(cfg.file):
+                audit(cfg.logging, **record)
+            if resolve_format(fmt) == "json":
+                click.echo(json.dumps(done.to_dict(), indent=2))
+            else:
+                click.echo(done.summary)
+                if done.restart_needed:
+                    click.echo(f"restart needed to change tier: {', '.join(done.restart_needed)} "
+                               "(run again with --restart-moved)")
+                for d in done.drift:
+                    click.echo(f"drift   {d}")
+                if not done.drift:
+                    click.echo("verified: every tier's cgroup files match the config")
+            return 1 if done.drift else 0
+        except ap.ApplyError as exc:
+            raise UserError(str(exc)) from None
+        finally:
+            if client is not None:
+                await client.close()
+
+    raise click.exceptions.Exit(_run_async(run()))

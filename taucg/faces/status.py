@@ -1,0 +1,132 @@
+"""The tiers, live: what `taucg status` shows. Composes cgroupfs, the
+cgroup sweep, the monitor's rates and apply's verify; no daemon needed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from taucg.actors.apply import Drift, Machine, verify
+from taucg.config.schema import Config
+from taucg.config.values import human_bytes
+from taucg.model.monitor import cgroup_cpu_percent
+from taucg.model.tiers import SliceSpec, slice_specs
+from taucg.readers import cgroupfs
+from taucg.readers.sampler import Sampler
+from taucg.readers.samples import CgroupSample
+
+EFFECTIVE_FILES = ("cpu.weight", "cpu.max", "memory.min", "memory.low", "memory.high",
+                   "memory.max", "cpuset.cpus.effective", "io.weight", "pids.max")
+
+
+@dataclass(slots=True)
+class StatusReport:
+    rows: list[list[str]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _members(cg: Any) -> list[dict[str, Any]]:
+    out = []
+    for name in cgroupfs.children(cg):
+        sub = cg / name
+        try:
+            tasks = cgroupfs.read(sub, "pids.current")
+            count = int(tasks) if tasks and tasks.isdigit() else len(cgroupfs.procs(sub))
+        except cgroupfs.CgroupError:
+            continue  # stopped while we looked
+        out.append({"unit": name, "tasks": count})
+    return out
+
+
+def _io_rate(a: CgroupSample | None, b: CgroupSample | None) -> tuple[float, float] | None:
+    if a is None or b is None or a.io is None or b.io is None:
+        return None
+    dt = b.monotonic - a.monotonic
+    if dt <= 0:
+        return None
+    return ((b.io.read_bytes - a.io.read_bytes) / dt, (b.io.write_bytes - a.io.write_bytes) / dt)
+
+
+def _psi(s: CgroupSample) -> str:
+    parts = []
+    for p in (s.pressure_cpu, s.pressure_memory, s.pressure_io):
+        parts.append("-" if p is None else f"{p.some.avg10:.1f}")
+    return "/".join(parts)
+
+
+def _tier_row(spec: SliceSpec, cg: Any, a: CgroupSample | None, b: CgroupSample,
+              drift: list[Drift]) -> tuple[list[str], dict[str, Any]]:
+    members = _members(cg)
+    cpu = cgroup_cpu_percent(a, b) if a is not None else None
+    io = _io_rate(a, b)
+    effective = {name: cgroupfs.read(cg, name) for name in EFFECTIVE_FILES}
+    mine = [d for d in drift if d.unit == spec.unit]
+    name = spec.tier or "(all tiers)"
+    row = [
+        name,
+        "active",
+        str(len(members)),
+        "-" if b.pids_current is None else str(b.pids_current),
+        "-" if cpu is None else f"{cpu:.1f}%",
+        "-" if b.memory_current is None else human_bytes(b.memory_current),
+        "-" if io is None else f"{human_bytes(io[0])}/{human_bytes(io[1])}/s",
+        _psi(b),
+        "as configured" if not mine else "DRIFT " + ", ".join(d.file for d in mine),
+    ]
+    data = {
+        "unit": spec.unit, "applied": True, "cgroup": str(cg), "members": members,
+        "tasks": b.pids_current, "cpu_percent": cpu, "memory_bytes": b.memory_current,
+        "io_bytes_per_second": None if io is None else {"read": io[0], "write": io[1]},
+        "pressure_avg10": {
+            k: (None if p is None else p.some.avg10)
+            for k, p in (("cpu", b.pressure_cpu), ("memory", b.pressure_memory),
+                         ("io", b.pressure_io))},
+        "configured": dict(spec.directives),
+        "effective": effective,
+        "drift": [{"file": d.file, "expected": d.expected, "actual": d.actual} for d in mine],
+    }
+    return row, data
+
+
+def zombies_by_tier(sampler: Sampler) -> dict[str, int]:
+    from taucg.actors.placement import tier_of
+    from taucg.actors.zombies import find_zombies
+
+    counts: dict[str, int] = {}
+    for z in find_zombies(sampler.processes()):
+        tier = tier_of(cgroupfs.pid_cgroup(z.pid))
+        if tier is not None:
+            counts[tier] = counts.get(tier, 0) + 1
+    return counts
+
+
+def collect(cfg: Config, interval: float) -> StatusReport:
+    machine = Machine.probe()
+    specs = slice_specs(cfg, machine.total_memory)
+    paths = [cgroupfs.unit_cgroup(s.unit, machine.cgroup_root) for s in specs]
+    with Sampler() as sampler:
+        first = sampler.cgroups([str(p) for p in paths])
+        time.sleep(interval)
+        second = sampler.cgroups([str(p) for p in paths])
+        zombies = zombies_by_tier(sampler)
+    drift = verify(cfg, machine) if machine.controllers else []
+    report = StatusReport(data={"tiers": {}, "cgroup_v2": bool(machine.controllers)})
+    for spec, cg, a, b in zip(specs, paths, first, second, strict=True):
+        key = spec.tier or "all"
+        if b is None:
+            why = ("no cgroup v2 hierarchy here" if not machine.controllers
+                   else "slice not started: run 'taucg apply'")
+            report.rows.append([spec.tier or "(all tiers)", "not applied", "-", "-", "-", "-",
+                                "-", "-", "-", why])
+            report.data["tiers"][key] = {"unit": spec.unit, "applied": False,
+                                         "cgroup": str(cg), "reason": why,
+                                         "configured": dict(spec.directives)}
+            continue
+        row, data = _tier_row(spec, cg, a, b, drift)
+        count = sum(zombies.values()) if spec.tier is None else zombies.get(spec.tier, 0)
+        row.insert(8, str(count))
+        data["zombies"] = count
+        report.rows.append(row)
+        report.data["tiers"][key] = data
+    return report

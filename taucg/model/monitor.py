@@ -1,0 +1,414 @@
+"""The Resource Monitor: meaning from samples.
+
+Pure logic over sampler records: rates from two samples, per-tier totals,
+thresholds that raise and clear alerts with hysteresis, a bounded history
+with trends, and memory-leak suspicion. Nothing here touches a file; the
+readers (sampler.py, sysinfo.py) feed it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from taucg.readers.samples import (
+    CgroupSample,
+    CpuTimes,
+    DiskStats,
+    NetDevice,
+    ProcessSample,
+    SystemSample,
+)
+
+# ------------------------------------------------------------------ rates ---
+
+
+def cpu_percent(prev: CpuTimes, cur: CpuTimes) -> float:
+    """Busy share of the time that passed between two readings, 0-100.
+
+    A counter that went backwards (CPU hot-unplug resets its row) yields 0
+    rather than a negative or absurd value."""
+    total = cur.total - prev.total
+    if total <= 0:
+        return 0.0
+    busy = cur.busy - prev.busy
+    return max(0.0, min(100.0, 100.0 * busy / total))
+
+
+def _rate(a: float | None, b: float | None, seconds: float) -> float | None:
+    if a is None or b is None or seconds <= 0:
+        return None
+    return max(0.0, (b - a) / seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class SystemRates:
+    cpu_percent: float | None
+    per_cpu_percent: dict[int, float]
+    context_switches_per_second: float | None
+    forks_per_second: float | None
+
+
+def system_rates(prev: SystemSample, cur: SystemSample) -> SystemRates:
+    elapsed = cur.monotonic - prev.monotonic
+    per_cpu: dict[int, float] = {}
+    before = {c.cpu: c for c in prev.cpus}
+    for c in cur.cpus:
+        old = before.get(c.cpu)
+        if old is not None and c.cpu is not None:
+            per_cpu[c.cpu] = cpu_percent(old, c)
+    return SystemRates(
+        cpu_percent=cpu_percent(prev.cpu, cur.cpu) if prev.cpu and cur.cpu else None,
+        per_cpu_percent=per_cpu,
+        context_switches_per_second=_rate(prev.context_switches, cur.context_switches, elapsed),
+        forks_per_second=_rate(prev.forks, cur.forks, elapsed),
+    )
+
+
+ProcessKey = tuple[int, float]  # (pid, start_seconds): PIDs are reused, this pair is not
+
+
+def process_key(p: ProcessSample) -> ProcessKey:
+    return (p.pid, p.start_seconds)
+
+
+def process_cpu_percent(prev: Iterable[ProcessSample], cur: Iterable[ProcessSample],
+                        elapsed: float) -> dict[ProcessKey, float]:
+    """CPU% per process as top(1) shows it: 100 is one full CPU."""
+    if elapsed <= 0:
+        return {}
+    before = {process_key(p): p.cpu_seconds for p in prev}
+    out: dict[ProcessKey, float] = {}
+    for p in cur:
+        key = process_key(p)
+        old = before.get(key)
+        if old is not None:
+            out[key] = max(0.0, 100.0 * (p.cpu_seconds - old) / elapsed)
+    return out
+
+
+def cgroup_cpu_percent(prev: CgroupSample, cur: CgroupSample) -> float | None:
+    """CPU% of a cgroup (100 = one full CPU) from cpu.stat usage."""
+    elapsed = cur.monotonic - prev.monotonic
+    if prev.cpu is None or cur.cpu is None or elapsed <= 0:
+        return None
+    return max(0.0, 100.0 * (cur.cpu.usage_seconds - prev.cpu.usage_seconds) / elapsed)
+
+
+@dataclass(frozen=True, slots=True)
+class DiskRates:
+    name: str
+    read_bytes_per_second: float
+    write_bytes_per_second: float
+    busy_percent: float
+
+
+Named = TypeVar("Named", DiskStats, NetDevice)
+
+
+def _by_name(prev: Sequence[Named], cur: Sequence[Named], elapsed: float
+             ) -> Iterator[tuple[Named, Named]]:
+    """(old, new) for every device present in both samples."""
+    if elapsed <= 0:
+        return
+    before = {d.name: d for d in prev}
+    for d in cur:
+        old = before.get(d.name)
+        if old is not None:
+            yield old, d
+
+
+def disk_rates(prev: Sequence[DiskStats], cur: Sequence[DiskStats], elapsed: float
+               ) -> list[DiskRates]:
+    out = []
+    for old, d in _by_name(prev, cur, elapsed):
+        out.append(DiskRates(
+            d.name,
+            max(0.0, (d.read_bytes - old.read_bytes) / elapsed),
+            max(0.0, (d.write_bytes - old.write_bytes) / elapsed),
+            min(100.0, max(0.0, 100.0 * (d.busy_seconds - old.busy_seconds) / elapsed)),
+        ))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class NetRates:
+    name: str
+    rx_bytes_per_second: float
+    tx_bytes_per_second: float
+    rx_errors: int
+    tx_errors: int
+
+
+def net_rates(prev: Sequence[NetDevice], cur: Sequence[NetDevice], elapsed: float
+              ) -> list[NetRates]:
+    out = []
+    for old, d in _by_name(prev, cur, elapsed):
+        out.append(NetRates(
+            d.name,
+            max(0.0, (d.rx_bytes - old.rx_bytes) / elapsed),
+            max(0.0, (d.tx_bytes - old.tx_bytes) / elapsed),
+            d.rx_errors - old.rx_errors,
+            d.tx_errors - old.tx_errors,
+        ))
+    return out
+
+
+# ------------------------------------------------------------ tier totals ---
+
+
+@dataclass(frozen=True, slots=True)
+class TierUsage:
+    tier: str
+    cpu_percent: float | None
+    memory_bytes: int | None
+    tasks: int | None
+    io_read_bytes: int | None
+    io_write_bytes: int | None
+    memory_pressure_avg10: float | None
+    cpu_pressure_avg10: float | None
+    io_pressure_avg10: float | None
+
+
+def tier_usage(tier_paths: Mapping[str, str], prev: Mapping[str, CgroupSample | None],
+               cur: Mapping[str, CgroupSample | None]) -> dict[str, TierUsage]:
+    """Totals per tier from the tier slices' own cgroups, which the kernel
+    already sums over every unit and scope below them."""
+    out: dict[str, TierUsage] = {}
+    for tier, path in tier_paths.items():
+        c = cur.get(path)
+        p = prev.get(path)
+        if c is None:
+            continue
+        out[tier] = TierUsage(
+            tier=tier,
+            cpu_percent=cgroup_cpu_percent(p, c) if p is not None else None,
+            memory_bytes=c.memory_current,
+            tasks=c.pids_current,
+            io_read_bytes=c.io.read_bytes if c.io else None,
+            io_write_bytes=c.io.write_bytes if c.io else None,
+            memory_pressure_avg10=c.pressure_memory.some.avg10 if c.pressure_memory else None,
+            cpu_pressure_avg10=c.pressure_cpu.some.avg10 if c.pressure_cpu else None,
+            io_pressure_avg10=c.pressure_io.some.avg10 if c.pressure_io else None,
+        )
+    return out
+
+
+# ----------------------------------------------------------------- alerts ---
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    metric: str
+    state: Literal["raised", "cleared"]
+    value: float
+    threshold: float
+    time: float
+
+    def message(self) -> str:
+        if self.state == "raised":
+            return f"{self.metric} at {self.value:.1f} crossed the threshold {self.threshold:g}"
+        return f"{self.metric} back to {self.value:.1f}, below {self.threshold:g}"
+
+
+@dataclass(slots=True)
+class Threshold:
+    """Edge-triggered with hysteresis: one alert on crossing, one on
+    clearing, none in between however long the value stays high. It clears
+    only below ``threshold - hysteresis``, so a value hovering at the line
+    does not flap."""
+
+    metric: str
+    threshold: float
+    hysteresis: float
+    raised: bool = False
+
+    def update(self, value: float, now: float) -> Alert | None:
+        if not self.raised and value >= self.threshold:
+            self.raised = True
+            return Alert(self.metric, "raised", value, self.threshold, now)
+        if self.raised and value < self.threshold - self.hysteresis:
+            self.raised = False
+            return Alert(self.metric, "cleared", value, self.threshold, now)
+        return None
+
+
+# ---------------------------------------------------------------- history ---
+
+
+def slope(points: Sequence[tuple[float, float]]) -> float | None:
+    """Least-squares slope (units per second) of (time, value) points."""
+    n = len(points)
+    if n < 2:
+        return None
+    mt = sum(t for t, _ in points) / n
+    mv = sum(v for _, v in points) / n
+    var = sum((t - mt) ** 2 for t, _ in points)
+    if var == 0:
+        return None
+    return sum((t - mt) * (v - mv) for t, v in points) / var
+
+
+class History:
+    """A bounded ring of (time, value) per metric."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        self._series: dict[str, deque[tuple[float, float]]] = {}
+
+    def add(self, metric: str, now: float, value: float) -> None:
+        series = self._series.get(metric)
+        if series is None:
+            series = self._series[metric] = deque(maxlen=self.length)
+        series.append((now, value))
+
+    def series(self, metric: str) -> list[tuple[float, float]]:
+        return list(self._series.get(metric, ()))
+
+    def metrics(self) -> list[str]:
+        return sorted(self._series)
+
+    def trend(self, metric: str, window_seconds: float) -> float | None:
+        """Slope over the last window_seconds, in units per second."""
+        points = self._series.get(metric)
+        if not points:
+            return None
+        end = points[-1][0]
+        return slope([p for p in points if p[0] >= end - window_seconds])
+
+    def forget(self, keep: Iterable[str]) -> None:
+        """Drops series not in keep (e.g. processes that exited)."""
+        wanted = set(keep)
+        for metric in list(self._series):
+            if metric not in wanted:
+                del self._series[metric]
+
+
+# ------------------------------------------------------------------- leaks ---
+
+
+@dataclass(frozen=True, slots=True)
+class LeakSuspect:
+    subject: str  # "process 1234 (comm)" or a cgroup path
+    growth_bytes: int
+    bytes_per_second: float
+    window_seconds: float
+
+
+@dataclass(slots=True)
+class LeakDetector:
+    """Suspects a leak when memory grew steadily over a window: at least
+    ``min_samples`` readings spanning ``min_seconds``, most steps up
+    (``min_rising`` share), a positive least-squares slope and at least
+    ``min_growth`` bytes of growth, no single step carrying half of it.
+    Steady growth is the signal; a single jump (a cache fill, a burst) is not."""
+
+    min_samples: int = 10
+    min_seconds: float = 300.0
+    min_rising: float = 0.8
+    min_growth: int = 32 << 20
+    length: int = 120
+    _series: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
+
+    def add(self, subject: str, now: float, rss: int) -> None:
+        series = self._series.get(subject)
+        if series is None:
+            series = self._series[subject] = deque(maxlen=self.length)
+        series.append((now, float(rss)))
+
+    def forget(self, keep: Iterable[str]) -> None:
+        wanted = set(keep)
+        for s in list(self._series):
+            if s not in wanted:
+                del self._series[s]
+
+    def suspects(self) -> list[LeakSuspect]:
+        out = []
+        for subject, series in self._series.items():
+            if len(series) < self.min_samples:
+                continue
+            span = series[-1][0] - series[0][0]
+            growth = series[-1][1] - series[0][1]
+            if span < self.min_seconds or growth < self.min_growth:
+                continue
+            steps = [b[1] - a[1] for a, b in zip(series, list(series)[1:], strict=False)]
+            rising = sum(1 for d in steps if d >= 0) / len(steps)
+            # Growth spread over many steps, not one jump (a cache fill, a burst).
+            spread = max(steps) <= growth / 2
+            rate = slope(list(series))
+            if rising >= self.min_rising and spread and rate is not None and rate > 0:
+                out.append(LeakSuspect(subject, int(growth), rate, span))
+        return sorted(out, key=lambda s: -s.bytes_per_second)
+
+
+# ----------------------------------------------------------------- monitor ---
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    cpu_percent: float
+    memory_percent: float
+    disk_percent: float
+    hysteresis: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    rates: SystemRates | None
+    memory_percent: float | None
+    alerts: list[Alert]
+
+
+class Monitor:
+    """Keeps the previous sample, the history and the alarms between updates."""
+
+    def __init__(self, thresholds: Thresholds, history_length: int = 120) -> None:
+        self.thresholds = thresholds
+        self.history = History(history_length)
+        self.leaks = LeakDetector(length=history_length)
+        self._prev: SystemSample | None = None
+        self._alarms: dict[str, Threshold] = {}
+
+    def _alarm(self, metric: str, threshold: float) -> Threshold:
+        alarm = self._alarms.get(metric)
+        if alarm is None:
+            alarm = self._alarms[metric] = Threshold(metric, threshold,
+                                                     self.thresholds.hysteresis)
+        return alarm
+
+    def update(self, sample: SystemSample, disk_percent: Mapping[str, float] | None = None,
+               processes: Sequence[ProcessSample] | None = None) -> Update:
+        now = sample.monotonic
+        alerts: list[Alert] = []
+        rates = system_rates(self._prev, sample) if self._prev is not None else None
+        if rates is not None and rates.cpu_percent is not None:
+            self.history.add("cpu_percent", now, rates.cpu_percent)
+            a = self._alarm("cpu_percent", self.thresholds.cpu_percent).update(
+                rates.cpu_percent, now)
+            if a:
+                alerts.append(a)
+        mem_pct = None
+        if sample.memory is not None and sample.memory.total:
+            mem_pct = 100.0 * sample.memory.used / sample.memory.total
+            self.history.add("memory_percent", now, mem_pct)
+            a = self._alarm("memory_percent", self.thresholds.memory_percent).update(mem_pct, now)
+            if a:
+                alerts.append(a)
+        if sample.load is not None:
+            self.history.add("load1", now, sample.load.load1)
+        for mount, pct in (disk_percent or {}).items():
+            a = self._alarm(f"disk_percent {mount}", self.thresholds.disk_percent).update(pct, now)
+            if a:
+                alerts.append(a)
+        if processes is not None:
+            subjects = []
+            for p in processes:
+                # The start time keeps a reused PID from joining the old series.
+                subject = f"process {p.pid} ({p.comm}, started {p.start_seconds:.2f}s after boot)"
+                subjects.append(subject)
+                self.leaks.add(subject, now, p.rss)
+            self.leaks.forget(subjects)
+        self._prev = sample
+        return Update(rates, mem_pct, alerts)
