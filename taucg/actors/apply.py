@@ -170,13 +170,17 @@ def _kernel_has_rt_group_sched() -> bool:
 
 
 def _rt_tasks_outside_root() -> list[int]:
+    from taucg.readers.procfs import ProcessGone, read_cgroup
     from taucg.readers.sampler import Sampler
 
     pids = []
     for p in Sampler().processes():
         if p.policy in (1, 2):  # SCHED_FIFO, SCHED_RR
-            cg = cgroupfs.pid_cgroup(p.pid)
-            if cg not in (None, "/"):
+            try:
+                cg = read_cgroup(p.pid)
+            except ProcessGone:
+                continue
+            if cg not in ("", "/"):
                 pids.append(p.pid)
     return pids
 

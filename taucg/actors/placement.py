@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taucg.config.schema import TIER_NAMES, Config
-from taucg.model.tiers import slice_name
+from taucg.model.tiers import slice_name, tier_of
 from taucg.readers import cgroupfs
 from taucg.readers.procfs import ProcessFacts
 
@@ -100,17 +100,6 @@ def pin(pid: int, cpus: Iterable[int]) -> int:
 
 
 # --------------------------------------------------------------- tiers ---
-
-
-def tier_of(cgroup: str | None) -> str | None:
-    """The tier a cgroup path lies in, from its tau-<tier>.slice component."""
-    if not cgroup:
-        return None
-    for part in cgroup.strip("/").split("/"):
-        for tier in TIER_NAMES:
-            if part == slice_name(tier):
-                return tier
-    return None
 
 
 def scope_name(tier: str, comm: str, pid: int, prefix: str = "taucg") -> str:

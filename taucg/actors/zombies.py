@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from taucg.actors.placement import tier_of
-from taucg.readers import cgroupfs
+from taucg.model.tiers import tier_of
+from taucg.readers.procfs import ProcessGone, read_cgroup, unit_of_cgroup
 from taucg.readers.samples import ProcessSample
 
 # -------------------------------------------------------------- zombies ---
@@ -81,14 +81,15 @@ class ZombieReaper:
 
 
 def _unit_of(pid: int) -> str | None:
-    from taucg.readers.procfs import ProcessGone, facts
-
     try:
-        return facts(pid).unit
+        return unit_of_cgroup(read_cgroup(pid))
     except ProcessGone:
         return None
 
 
 def in_tiers(pid: int) -> bool:
     """The default scope for zombie cleanup: processes inside taucg's tiers."""
-    return tier_of(cgroupfs.pid_cgroup(pid)) is not None
+    try:
+        return tier_of(read_cgroup(pid)) is not None
+    except ProcessGone:
+        return False

@@ -90,12 +90,16 @@ def _tier_row(spec: SliceSpec, cg: Any, a: CgroupSample | None, b: CgroupSample,
 
 
 def zombies_by_tier(sampler: Sampler) -> dict[str, int]:
-    from taucg.actors.placement import tier_of
     from taucg.actors.zombies import find_zombies
+    from taucg.model.tiers import tier_of
+    from taucg.readers.procfs import ProcessGone, read_cgroup
 
     counts: dict[str, int] = {}
     for z in find_zombies(sampler.processes()):
-        tier = tier_of(cgroupfs.pid_cgroup(z.pid))
+        try:
+            tier = tier_of(read_cgroup(z.pid))
+        except ProcessGone:
+            continue
         if tier is not None:
             counts[tier] = counts.get(tier, 0) + 1
     return counts

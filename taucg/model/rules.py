@@ -18,7 +18,7 @@ from fnmatch import fnmatchcase
 
 from taucg.config.schema import Rule
 from taucg.config.values import unit_name
-from taucg.readers.procfs import ProcessFacts, _uid_of
+from taucg.readers.procfs import ProcessFacts, uid_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ def check_rule(rule: Rule, f: ProcessFacts) -> tuple[Check, ...]:
         if isinstance(rule.user, int):
             ok = f.uid == rule.user
         else:
-            ok = f.uid == _uid_of(rule.user) or f.user == rule.user
+            ok = f.uid == uid_of(rule.user) or f.user == rule.user
         checks.append(Check("user", str(rule.user), f.user, ok))
     if rule.unit is not None:
         unit = f.unit

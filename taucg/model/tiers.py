@@ -29,6 +29,17 @@ def slice_name(tier: str) -> str:
     return f"tau-{tier}.slice"
 
 
+def tier_of(cgroup: str | None) -> str | None:
+    """The tier a cgroup path lies in, from its tau-<tier>.slice component."""
+    if not cgroup:
+        return None
+    for part in cgroup.strip("/").split("/"):
+        for tier in TIER_NAMES:
+            if part == slice_name(tier):
+                return tier
+    return None
+
+
 # The properties taucg manages on every tier slice, with the value that
 # means "systemd's default" over D-Bus, so an unset key really resets.
 MANAGED_DEFAULTS: dict[str, Any] = {

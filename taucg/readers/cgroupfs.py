@@ -122,14 +122,3 @@ def procs(cgroup: Path) -> list[int]:
     text = read(cgroup, "cgroup.procs")
     return [int(p) for p in text.split()] if text else []
 
-
-def pid_cgroup(pid: int) -> str | None:
-    """The cgroup v2 path of a process ("/system.slice/foo.service"), or None."""
-    try:
-        text = Path(f"/proc/{pid}/cgroup").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    for line in text.splitlines():
-        if line.startswith("0::"):
-            return line[3:]
-    return None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from taucg.faces.cli.main import cli
 
 CORPUS = sorted((Path(__file__).resolve().parents[1] / "data" / "bad-configs").glob("*.toml"))

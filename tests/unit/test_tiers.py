@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from taucg.config.loading import builtin, loads
+from taucg.faces.unit_files import generate
 from taucg.model.tiers import (
     MANAGED_DEFAULTS,
     UINT64_MAX,
@@ -13,7 +14,6 @@ from taucg.model.tiers import (
     slice_specs,
     tier_spec,
 )
-from taucg.faces.unit_files import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 GIB = 1 << 30

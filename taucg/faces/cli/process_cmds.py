@@ -28,30 +28,32 @@ from taucg.faces.render import emit, resolve_format
 
 
 def _proc_rows(cfg: Any, tier: str | None, critical: bool) -> list[dict[str, Any]]:
-    from taucg.actors.placement import tier_of
-    from taucg.readers import cgroupfs
-    from taucg.readers.procfs import _user_name
+    from taucg.model.tiers import tier_of
+    from taucg.readers.procfs import (
+        ProcessGone,
+        owner_uid,
+        read_cgroup,
+        unit_of_cgroup,
+        user_name,
+    )
     from taucg.readers.sampler import Sampler
 
     wanted_units = set(cfg.crash_recovery.critical_units) if critical else None
     rows = []
     with Sampler() as sampler:
         for r in sampler.processes():
-            cg = cgroupfs.pid_cgroup(r.pid)
-            unit = None
-            if cg:
-                parts = [p for p in cg.strip("/").split("/") if "." in p]
-                unit = parts[-1] if parts else None
+            try:
+                cg = read_cgroup(r.pid)
+                uid = owner_uid(r.pid)
+            except ProcessGone:
+                continue
+            unit = unit_of_cgroup(cg)
             t = tier_of(cg)
             if tier is not None and t != tier:
                 continue
             if wanted_units is not None and unit not in wanted_units:
                 continue
-            try:
-                uid = os.stat(f"/proc/{r.pid}").st_uid
-            except OSError:
-                continue
-            rows.append({"pid": r.pid, "ppid": r.ppid, "user": _user_name(uid),
+            rows.append({"pid": r.pid, "ppid": r.ppid, "user": user_name(uid),
                          "state": r.state, "threads": r.threads, "rss": r.rss,
                          "cpu_seconds": round(r.cpu_seconds, 2), "tier": t, "unit": unit,
                          "comm": r.comm})
@@ -86,8 +88,9 @@ def _tree(rows: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
 def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None, fmt: str,
                   config_path: str | None) -> None:
     """Processes with their tier and unit; --why explains the rules."""
-    from taucg.actors.placement import is_candidate, tier_of
+    from taucg.actors.placement import is_candidate
     from taucg.model.rules import classify
+    from taucg.model.tiers import tier_of
     from taucg.readers.procfs import ProcessGone, facts
 
     cfg = load_config(config_path)
