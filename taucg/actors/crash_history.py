@@ -13,7 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from taucg.actors.sqlite_db import _Database
+from taucg.actors.sqlite_db import Database
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -57,7 +57,7 @@ class UnitStats:
     mtbf_seconds: float | None  # mean time between failures; None with one failure
 
 
-class History(_Database):
+class CrashHistory(Database):
     SCHEMA = SCHEMA
     SCHEMA_VERSION = SCHEMA_VERSION
     WHAT = "crash history"

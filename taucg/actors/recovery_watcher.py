@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taucg.actors.crash_history import CrashEvent, History
+from taucg.actors.crash_history import CrashEvent, CrashHistory
 from taucg.actors.records import audit, perf
 from taucg.actors.systemd_dbus import SERVICE, UNIT, Systemd, SystemdError, unit_path
 from taucg.config.schema import TIER_NAMES, Config
@@ -91,8 +91,8 @@ class Outcome:
     outcome: str
 
 
-class Recovery:
-    def __init__(self, cfg: Config, client: Systemd, history: History,
+class RecoveryWatcher:
+    def __init__(self, cfg: Config, client: Systemd, history: CrashHistory,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  log: Callable[[str], None] = lambda _m: None) -> None:
         self.cfg = cfg

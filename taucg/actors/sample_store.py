@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from taucg.actors.sqlite_db import _Database
+from taucg.actors.sqlite_db import Database
 
 
-class SampleHistory(_Database):
+class SampleStore(Database):
     """The daemon's metric history (system and per tier), so that trends and
     `taucg history` survive a daemon restart. Rows older than keep_seconds
     are pruned as new ones arrive."""

@@ -19,7 +19,7 @@ class StoreError(Exception):
     """The state database cannot be used; names the file and the fix."""
 
 
-class _Database:
+class Database:
     """One SQLite file in WAL mode with a versioned schema."""
 
     SCHEMA = ""

@@ -43,8 +43,8 @@ from taucg.readers.sampler import EventsUnavailable, Sampler
 from taucg.readers.samples import SystemSample
 
 if TYPE_CHECKING:
-    from taucg.actors.recovery_watcher import Recovery
-    from taucg.actors.sample_store import SampleHistory
+    from taucg.actors.recovery_watcher import RecoveryWatcher
+    from taucg.actors.sample_store import SampleStore
     from taucg.actors.systemd_dbus import Systemd
     from taucg.model.health import Health
 
@@ -99,7 +99,7 @@ class Daemon:
         self.loaded_at = self.started
         self.sampler = Sampler(fd_budget=cfg.sampler.process_fd_budget)
         self.monitor = self._new_monitor()
-        self.samples: SampleHistory | None = None
+        self.samples: SampleStore | None = None
         self.alerts: deque[dict[str, Any]] = deque(maxlen=ALERTS_KEPT)
         self.health: Health | None = None
         self.last: Tick | None = None
@@ -109,7 +109,7 @@ class Daemon:
         self.sweeps = 0
         self.sweep_seconds_total = 0.0
         self.placements = 0
-        self.recovery: Recovery | None = None
+        self.recovery: RecoveryWatcher | None = None
         self._client: Systemd | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stop = asyncio.Event()
@@ -187,14 +187,14 @@ class Daemon:
     def _open_samples(self) -> None:
         """Opens the persistent history and loads it into the monitor, so
         trends continue across a restart."""
-        from taucg.actors.sample_store import SampleHistory
+        from taucg.actors.sample_store import SampleStore
         from taucg.actors.sqlite_db import StoreError
 
         rm = self.cfg.resource_monitoring
         keep = rm.history_length * rm.interval_seconds
         path = Path(self.cfg.crash_recovery.state_directory) / "samples.db"
         try:
-            self.samples = SampleHistory(path, keep)
+            self.samples = SampleStore(path, keep)
             stored = self.samples.load(time.time() - keep)
         except StoreError as exc:
             self.log.error("sample history disabled: %s", exc)
@@ -472,16 +472,17 @@ class Daemon:
                              extra={"placement": entry})
 
     async def _recovery(self) -> None:
-        from taucg.actors.crash_history import History
-        from taucg.actors.recovery_watcher import Recovery, history_path
+        from taucg.actors.crash_history import CrashHistory
+        from taucg.actors.recovery_watcher import RecoveryWatcher, history_path
         from taucg.actors.systemd_dbus import Systemd
 
         if os.geteuid() != 0:
             self.log.warning("crash recovery needs root to restart units; off")
             return
         # The watcher owns its connection: it closes it when the bus goes away.
-        watcher = Recovery(self.cfg, await self._connect(), History(history_path(self.cfg)),
-                           log=lambda m: self.log.warning("recovery: %s", m))
+        watcher = RecoveryWatcher(self.cfg, await self._connect(),
+                                  CrashHistory(history_path(self.cfg)),
+                                  log=lambda m: self.log.warning("recovery: %s", m))
         self.recovery = watcher
         self.log.info("recovery: watching %s", ", ".join(watcher.units))
         try:

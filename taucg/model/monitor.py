@@ -251,7 +251,7 @@ def slope(points: Sequence[tuple[float, float]]) -> float | None:
     return sum((t - mt) * (v - mv) for t, v in points) / var
 
 
-class History:
+class MetricSeries:
     """A bounded ring of (time, value) per metric."""
 
     def __init__(self, length: int) -> None:
@@ -366,7 +366,7 @@ class Monitor:
 
     def __init__(self, thresholds: Thresholds, history_length: int = 120) -> None:
         self.thresholds = thresholds
-        self.history = History(history_length)
+        self.history = MetricSeries(history_length)
         self.leaks = LeakDetector(length=history_length)
         self._prev: SystemSample | None = None
         self._alarms: dict[str, Threshold] = {}

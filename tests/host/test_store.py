@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from taucg.actors.crash_history import CrashEvent, History
+from taucg.actors.crash_history import CrashEvent, CrashHistory
 from taucg.actors.sqlite_db import StoreError
 
 
@@ -19,12 +19,12 @@ def ev(t: float, unit: str = "a.service", result: str = "exit-code", attempt: in
 
 def test_rows_survive_reopening_and_outcomes_update(tmp_path: Path) -> None:
     path = tmp_path / "state" / "history.db"
-    h = History(path)
+    h = CrashHistory(path)
     first = h.record(ev(100.0))
     h.record(ev(160.0, result="signal", attempt=2))
     h.set_outcome(first, "restarted")
     h.close()
-    again = History(path)
+    again = CrashHistory(path)
     rows = again.events("a.service")
     assert [(r.time, r.result, r.signal, r.attempt, r.outcome) for r in rows] == [
         (100.0, "exit-code", None, 1, "restarted"), (160.0, "signal", 11, 2, "pending")]
@@ -33,7 +33,7 @@ def test_rows_survive_reopening_and_outcomes_update(tmp_path: Path) -> None:
 
 
 def test_stats_count_mtbf_and_last_failure(tmp_path: Path) -> None:
-    h = History(tmp_path / "h.db")
+    h = CrashHistory(tmp_path / "h.db")
     for t in (0.0, 100.0, 400.0):
         h.record(ev(t))
     h.record(ev(500.0, unit="b.service", result="oom-kill"))
@@ -48,7 +48,7 @@ def test_stats_count_mtbf_and_last_failure(tmp_path: Path) -> None:
 
 
 def test_retention_by_count_and_age(tmp_path: Path) -> None:
-    h = History(tmp_path / "h.db", max_rows=5, max_age_days=1)
+    h = CrashHistory(tmp_path / "h.db", max_rows=5, max_age_days=1)
     for i in range(12):
         h.record(ev(1000.0 + i))
     assert [r.time for r in h.events()] == [1007.0, 1008.0, 1009.0, 1010.0, 1011.0]
@@ -61,4 +61,4 @@ def test_unusable_file_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "h.db"
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match=r"cannot open the crash history .*move a damaged"):
-        History(bad)
+        CrashHistory(bad)

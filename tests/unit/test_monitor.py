@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from taucg.model.monitor import (
-    History,
     LeakDetector,
+    MetricSeries,
     Monitor,
     Threshold,
     Thresholds,
@@ -45,7 +45,7 @@ def test_threshold_edges_and_hysteresis() -> None:
 def test_slope_and_history_trend() -> None:
     assert slope([(0, 1), (1, 3), (2, 5)]) == 2.0
     assert slope([(0, 1)]) is None
-    h = History(5)
+    h = MetricSeries(5)
     for i in range(10):
         h.add("m", float(i), float(i * i))
     assert [t for t, _ in h.series("m")] == [5.0, 6.0, 7.0, 8.0, 9.0]

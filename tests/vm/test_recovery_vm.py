@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from taucg.actors.crash_history import CrashEvent, History
+from taucg.actors.crash_history import CrashEvent, CrashHistory
 from taucg.actors.systemd_dbus import BlockingSystemd, SystemdError
 
 from .helpers import CGROUP_ROOT, unit_state, wait_for
@@ -69,7 +69,7 @@ def watcher(tmp_path: Path, extra: str, critical: str = '"tau-crashy"'
 def rows(db: Path) -> list[CrashEvent]:
     if not db.exists():
         return []
-    h = History(db)
+    h = CrashHistory(db)
     try:
         return h.events(CRASHY)
     finally:

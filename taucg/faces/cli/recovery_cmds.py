@@ -42,7 +42,7 @@ def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None,
     if ctx.invoked_subcommand is not None:
         return
     from taucg.actors import recovery_watcher as rec
-    from taucg.actors.crash_history import History
+    from taucg.actors.crash_history import CrashHistory
     from taucg.actors.sqlite_db import StoreError
     from taucg.config.values import unit_name
 
@@ -67,7 +67,7 @@ def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None,
             click.echo(f"no crash history yet ({path})")
             return
         try:
-            history = History(path)
+            history = CrashHistory(path)
         except StoreError as exc:
             raise UserError(str(exc)) from None
         wanted = unit_name(unit) if unit else None
@@ -92,11 +92,11 @@ def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None,
             raise UserError("the recovery watcher restarts units; run it as root")
 
         async def watch_forever() -> None:
-            from taucg.actors.crash_history import History
+            from taucg.actors.crash_history import CrashHistory
 
             client = await _connect(required=True)
-            history = History(rec.history_path(cfg))
-            watcher = rec.Recovery(cfg, client, history,
+            history = CrashHistory(rec.history_path(cfg))
+            watcher = rec.RecoveryWatcher(cfg, client, history,
                                    log=lambda m: click.echo(f"recovery: {m}", err=True))
             click.echo(f"recovery: watching {', '.join(watcher.units)}", err=True)
             from taucg.actors.systemd_dbus import Systemd
