@@ -51,15 +51,18 @@ def cdef_from_header(text: str) -> str:
 
 CDEF = cdef_from_header(HEADER.read_text()) + SYSTEM_CONSTANTS
 
+# One C file per job; the headers are listed so a change to one rebuilds.
+SOURCES = ("system.c", "proc.c", "cgroup.c", "events.c", "syscalls.c")
+HEADERS = ("sampler.h", "clock.h", "cursor.h", "kbuf.h")
+
 ffi = FFI()
 ffi.cdef(CDEF)
 ffi.set_source(
     "taucg.readers._sampler",
     '#define _GNU_SOURCE\n#include <sched.h>\n#include <sys/mount.h>\n#include "sampler.h"',
-    sources=[str(Path("csrc") / f)
-             for f in ("sampler.c", "proc.c", "cgroup.c", "events.c", "sys.c")],
+    sources=[str(Path("csrc") / f) for f in SOURCES],
     include_dirs=[str(HERE)],
-    depends=[str(HERE / h) for h in ("sampler.h", "cursor.h", "kbuf.h")],
+    depends=[str(HERE / h) for h in HEADERS],
     extra_compile_args=[
         "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration",
     ],

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "sampler.h"
+#include "clock.h"
 #include "cursor.h"
 #include "kbuf.h"
 
@@ -20,7 +21,9 @@ static const char *const CG_FILES[TAU_CG_NFILES] = {
     "memory.pressure", "io.pressure", "cgroup.events",
 };
 
-#define RETRY_NS 1000000000LL /* absent files are looked for again after 1 s */
+/* Absent files are looked for again after 1 s, timed on CLOCK_MONOTONIC_COARSE:
+ * a jiffy of error does not matter at that scale, and it is the cheapest clock. */
+#define RETRY_NS 1000000000LL
 
 struct cg_handle {
     int dir_fd;
@@ -191,13 +194,6 @@ int tau_parse_cg_file(uint32_t file, const char *buf, size_t n, struct tau_cgrou
 
 /* ---------- the set ---------- */
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 struct tau_cg_set *tau_cg_set_new(void)
 {
     struct tau_cg_set *s = calloc(1, sizeof *s);
@@ -228,7 +224,7 @@ static void open_missing(struct cg_handle *h)
     for (int f = 0; f < TAU_CG_NFILES; f++)
         if (h->fd[f] < 0)
             h->fd[f] = openat(h->dir_fd, CG_FILES[f], O_RDONLY | O_CLOEXEC);
-    h->last_retry_ns = now_ns();
+    h->last_retry_ns = clock_ns(CLOCK_MONOTONIC_COARSE);
 }
 
 int tau_cg_set_add(struct tau_cg_set *s, const char *dir)
@@ -252,10 +248,21 @@ int tau_cg_set_add(struct tau_cg_set *s, const char *dir)
     return (int)s->n++;
 }
 
-int tau_cg_sweep(struct tau_cg_set *s, struct tau_cgroup *out, uint32_t n)
+const char *tau_cg_file_name(uint32_t file)
+{
+    for (int f = 0; f < TAU_CG_NFILES; f++)
+        if (file == 1u << f)
+            return CG_FILES[f];
+    return "";
+}
+
+int tau_cg_sweep(struct tau_cg_set *s, struct tau_cgroup *out, uint32_t n,
+                 struct tau_cg_error *err)
 {
     int first_error = 0;
-    int64_t now = now_ns();
+    err->index = 0;
+    err->file = 0;
+    int64_t now = clock_ns(CLOCK_MONOTONIC_COARSE);
     if (n > s->n)
         n = s->n;
     for (uint32_t i = 0; i < n; i++) {
@@ -277,6 +284,8 @@ int tau_cg_sweep(struct tau_cg_set *s, struct tau_cgroup *out, uint32_t n)
                     h->fd[f] = -1;
                 } else if (!first_error) {
                     first_error = (int)len;
+                    err->index = i;
+                    err->file = 1u << f;
                 }
                 continue;
             }

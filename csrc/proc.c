@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #define CHUNK_BITS 12
@@ -394,39 +393,4 @@ int64_t tau_proc_sweep(struct tau_proc_reader *r, struct tau_proc *out, uint32_t
     st->parsed = (uint32_t)count;
     st->kept_fds = r->kept;
     return count;
-}
-
-static int64_t ns_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t tau_bench_pread_floor(const char *proc_root, const int32_t *pids, uint32_t n,
-                              uint32_t rounds)
-{
-    char path[4200], buf[1024];
-    int *fds = malloc(sizeof(int) * (n ? n : 1));
-    if (!fds)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < n; i++) {
-        snprintf(path, sizeof path, "%s/%d/stat", proc_root, pids[i]);
-        fds[i] = open(path, O_RDONLY | O_CLOEXEC);
-    }
-    int64_t best = INT64_MAX;
-    for (uint32_t round = 0; round < rounds; round++) {
-        int64_t t0 = ns_now();
-        for (uint32_t i = 0; i < n; i++)
-            if (fds[i] >= 0 && pread(fds[i], buf, sizeof buf, 0) < 0)
-                buf[0] = 0;
-        int64_t dt = ns_now() - t0;
-        if (dt < best)
-            best = dt;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
-    free(fds);
-    return rounds ? best : 0;
 }

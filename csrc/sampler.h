@@ -2,11 +2,12 @@
  * taucg sampler: the C hot path.
  *
  * C hands back raw kernel numbers (clock ticks, kB as bytes, microseconds);
- * taucg/sampler.py gives them meaning. Every buffer is owned by the caller or
- * by a reader handle that is allocated once, so a steady-state sample does
- * not allocate.
+ * taucg/readers/sampler.py gives them meaning. Every buffer is owned by the
+ * caller or by a reader handle that is allocated once, so a steady-state
+ * sample does not allocate.
  *
- * Everything declared here is mirrored in csrc/build_sampler.py's cdef.
+ * This header is the extension's whole surface: csrc/build_sampler.py reads
+ * it as the cdef, so nothing is declared twice.
  */
 #ifndef TAUCG_SAMPLER_H
 #define TAUCG_SAMPLER_H
@@ -40,13 +41,12 @@ struct tau_meminfo {
         shmem, sreclaimable, dirty, writeback, anon_pages, mapped, slab;
 };
 
-/* Bits of tau_system.present: which sources were readable this sample. */
+/* Bits of tau_system.present: which sources were readable this sample.
+ * PSI has no bit: each struct tau_psi says itself, through has_some,
+ * whether its file was there. */
 #define TAU_SYS_STAT        0x01
 #define TAU_SYS_MEMINFO     0x02
 #define TAU_SYS_LOADAVG     0x04
-#define TAU_SYS_PSI_CPU     0x08
-#define TAU_SYS_PSI_MEMORY  0x10
-#define TAU_SYS_PSI_IO      0x20
 
 struct tau_system {
     uint32_t present;
@@ -60,7 +60,7 @@ struct tau_system {
     struct tau_psi psi_cpu, psi_memory, psi_io;
 };
 
-/* A reader keeps one fd per system file open across samples. */
+/* A reader keeps one fd per system file open across samples (csrc/system.c). */
 struct tau_sys_reader;
 
 /* proc_root is "/proc" in production; tests point it at a fake tree.
@@ -111,7 +111,7 @@ int tau_parse_netdev(const char *buf, size_t n, struct tau_netdev *out, uint32_t
 int tau_parse_diskstats(const char *buf, size_t n, struct tau_disk *out, uint32_t cap);
 
 /* ---------------------------------------------------------------------
- * Process sweep: /proc/PID/stat for every process.
+ * Process sweep: /proc/PID/stat for every process (csrc/proc.c).
  *
  * Each stat fd stays open across sweeps (pread at offset 0 re-reads it)
  * until fd_budget fds are held; past the budget a process is read with
@@ -164,17 +164,11 @@ int tau_proc_track(struct tau_proc_reader *r, int32_t pid);
 int64_t tau_proc_sweep_known(struct tau_proc_reader *r, struct tau_proc *out, uint32_t cap,
                              struct tau_proc_stats *stats);
 
-
-/* For scripts/bench-sampler: the floor. Opens /proc/PID/stat for each pid,
- * then times `rounds` passes of bare pread calls with no parsing. Returns
- * nanoseconds per pass, or -errno. */
-int64_t tau_bench_pread_floor(const char *proc_root, const int32_t *pids, uint32_t n,
-                              uint32_t rounds);
-
 /* ---------------------------------------------------------------------
- * Cgroup sweep over a set of cgroup v2 directories. A file that is absent
- * (its controller is off) has its bit clear in `present`; it is retried at
- * most once a second, so enabling a controller later is noticed.
+ * Cgroup sweep over a set of cgroup v2 directories (csrc/cgroup.c). A file
+ * that is absent (its controller is off) has its bit clear in `present`; it
+ * is retried at most once a second, so enabling a controller later is
+ * noticed.
  */
 #define TAU_CG_CPU_STAT        0x0001
 #define TAU_CG_MEMORY_CURRENT  0x0002
@@ -210,14 +204,25 @@ struct tau_cg_set *tau_cg_set_new(void);
 void tau_cg_set_free(struct tau_cg_set *s);
 /* Adds a directory; returns its index, or -errno (-ENOENT: no such cgroup). */
 int tau_cg_set_add(struct tau_cg_set *s, const char *dir);
-/* Fills out[i] for the first n directories; returns 0 or -errno. */
-int tau_cg_sweep(struct tau_cg_set *s, struct tau_cgroup *out, uint32_t n);
+/* Where a sweep's first read error happened, so the caller can name the
+ * file: an errno alone cannot say which of thousands it came from. */
+struct tau_cg_error {
+    uint32_t index; /* the directory, as numbered by tau_cg_set_add */
+    uint32_t file;  /* one TAU_CG_* bit */
+};
+/* Fills out[i] for the first n directories; returns 0, or the first read
+ * error's -errno with *err saying where it was (the sweep still fills every
+ * record). */
+int tau_cg_sweep(struct tau_cg_set *s, struct tau_cgroup *out, uint32_t n,
+                 struct tau_cg_error *err);
+/* The file name of one TAU_CG_* bit ("cpu.stat"), or "" for anything else. */
+const char *tau_cg_file_name(uint32_t file);
 /* Parses one cgroup file's text; `file` is one TAU_CG_* bit. 0 or -1. */
 int tau_parse_cg_file(uint32_t file, const char *buf, size_t n, struct tau_cgroup *out);
 
 /* ---------------------------------------------------------------------
- * Process events from the netlink proc connector (needs CAP_NET_ADMIN in
- * the initial user and PID namespaces).
+ * Process events from the netlink proc connector (csrc/events.c; needs
+ * CAP_NET_ADMIN in the initial user and PID namespaces).
  */
 #define TAU_EV_FORK 0x00000001u /* PROC_EVENT_FORK */
 #define TAU_EV_EXEC 0x00000002u /* PROC_EVENT_EXEC */
@@ -240,7 +245,7 @@ int tau_events_read(int fd, struct tau_proc_event *out, uint32_t cap);
 void tau_events_close(int fd);
 
 /* ---------------------------------------------------------------------
- * Syscalls Python 3.11 lacks, for namespaces and IO priority (csrc/sys.c).
+ * Syscalls Python 3.11 lacks, for namespaces and IO priority (csrc/syscalls.c).
  * Each returns 0 or -errno.
  */
 #define TAU_IOPRIO_WHO_PROCESS 1

@@ -1,7 +1,7 @@
 """Namespaces for `taucg run`: an exec helper, run as
 
-    python -m taucg.isolation [--net] [--netns NAME] [--pid] [--mount] [--ipc] [--uts]
-                              [--gate-fd N] -- CMD [ARGS...]
+    python -m taucg.actors.isolation [--net] [--netns NAME] [--pid] [--mount]
+                                     [--ipc] [--uts] [--gate-fd N] -- CMD [ARGS...]
 
 It waits on the gate fd (so its parent can put it into a systemd scope
 first), unshares the asked-for namespaces and execs CMD. With --pid the
@@ -14,12 +14,13 @@ namespace with only loopback, brought up; --netns joins a named one from
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
 from typing import NoReturn
 
-from taucg.readers._sampler import ffi, lib
+from taucg.readers import syscalls
 
 NAMESPACES = ("net", "pid", "mount", "ipc", "uts")
 
@@ -28,10 +29,12 @@ class IsolationError(Exception):
     pass
 
 
-def _check(rc: int, what: str) -> None:
-    if rc < 0:
-        hint = " (needs root, or CAP_SYS_ADMIN)" if -rc == 1 else ""
-        raise IsolationError(f"{what} failed: {os.strerror(-rc)}{hint}")
+def _failed(what: str, exc: OSError) -> IsolationError:
+    # The user reads this on `taucg run`'s stderr: say the step in their
+    # terms, and point at the usual cause of EPERM.
+    err = exc.errno or 0
+    hint = " (needs root, or CAP_SYS_ADMIN)" if err == errno.EPERM else ""
+    return IsolationError(f"{what} failed: {os.strerror(err)}{hint}")
 
 
 def loopback_up() -> None:
@@ -87,15 +90,16 @@ def enter(names: set[str], netns: str | None = None) -> None:
     """Unshares the namespaces in this process (and joins netns)."""
     flags = 0
     if "net" in names and netns is None:
-        flags |= lib.CLONE_NEWNET
+        flags |= syscalls.CLONE_NEWNET
     if "pid" in names:
-        flags |= lib.CLONE_NEWPID | lib.CLONE_NEWNS  # a pid namespace needs its own /proc
+        # A pid namespace needs its own /proc, hence its own mounts.
+        flags |= syscalls.CLONE_NEWPID | syscalls.CLONE_NEWNS
     if "mount" in names:
-        flags |= lib.CLONE_NEWNS
+        flags |= syscalls.CLONE_NEWNS
     if "ipc" in names:
-        flags |= lib.CLONE_NEWIPC
+        flags |= syscalls.CLONE_NEWIPC
     if "uts" in names:
-        flags |= lib.CLONE_NEWUTS
+        flags |= syscalls.CLONE_NEWUTS
     if netns is not None:
         path = f"/run/netns/{netns}"
         try:
@@ -105,23 +109,32 @@ def enter(names: set[str], netns: str | None = None) -> None:
                                  f"--netns {netns}' creates it, or 'ip netns add {netns}'"
                                  ) from None
         try:
-            _check(lib.tau_setns(fd, lib.CLONE_NEWNET), f"joining network namespace {netns}")
+            syscalls.setns(fd, syscalls.CLONE_NEWNET)
+        except OSError as exc:
+            raise _failed(f"joining network namespace {netns}", exc) from exc
         finally:
             os.close(fd)
     if flags:
-        _check(lib.tau_unshare(flags), "unshare")
-    if flags & lib.CLONE_NEWNS:
+        try:
+            syscalls.unshare(flags)
+        except OSError as exc:
+            raise _failed("unshare", exc) from exc
+    if flags & syscalls.CLONE_NEWNS:
         # Keep our mounts (a new /proc) from propagating back to the host.
-        _check(lib.tau_mount(b"none", b"/", ffi.NULL, lib.MS_REC | lib.MS_PRIVATE, ffi.NULL),
-               "making / private")
+        try:
+            syscalls.mount("none", "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
+        except OSError as exc:
+            raise _failed("making / private", exc) from exc
     if "net" in names and netns is None:
         loopback_up()
 
 
 def _mount_proc() -> None:
-    _check(lib.tau_mount(b"proc", b"/proc", b"proc",
-                         lib.MS_NOSUID | lib.MS_NODEV | lib.MS_NOEXEC, ffi.NULL),
-           "mounting /proc in the new pid namespace")
+    try:
+        syscalls.mount("proc", "/proc", "proc",
+                       syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC)
+    except OSError as exc:
+        raise _failed("mounting /proc in the new pid namespace", exc) from exc
 
 
 def _exit_like(status: int) -> NoReturn:
@@ -161,7 +174,7 @@ def run(names: set[str], netns: str | None, argv: list[str], gate_fd: int | None
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    ap = argparse.ArgumentParser(prog="python -m taucg.isolation", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m taucg.actors.isolation", description=__doc__)
     for name in NAMESPACES:
         ap.add_argument(f"--{name}", action="store_true")
     ap.add_argument("--netns", default=None)

@@ -7,12 +7,14 @@ seconds happens here, once, so nothing above this module sees a tick.
 from __future__ import annotations
 
 import errno
+import operator
 import os
 import select
 import struct
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
 
 from taucg.readers._sampler import ffi, lib
 from taucg.readers.samples import (
@@ -42,6 +44,8 @@ from taucg.readers.samples import (
 
 DEFAULT_FD_BUDGET = 4096
 
+_R = TypeVar("_R")
+
 
 class SamplerError(OSError):
     """A kernel file could not be read for a reason other than being absent."""
@@ -51,13 +55,109 @@ class EventsUnavailable(SamplerError):
     """The netlink proc connector cannot be used here."""
 
 
-# The C struct tau_proc, field for field, in native alignment.
-_PROC_STRUCT = struct.Struct("@8i3Ic64s3d4Q")
-_PROC_SIZE = ffi.sizeof("struct tau_proc")
-if _PROC_STRUCT.size != _PROC_SIZE or struct.calcsize("@8i3Ic64s") > ffi.offsetof(
-    "struct tau_proc", "utime"
-):  # pragma: no cover - a build/layout mismatch must fail loudly at import
-    raise ImportError("taucg.readers._sampler's struct tau_proc does not match sampler.py's layout")
+class LayoutError(Exception):
+    """A C struct and the record built from it do not match name for name."""
+
+
+# struct tau_proc's fields by name -> ProcessSample's. The parse is laid out
+# from this and the cdef, never from a restated format, so reordering the C
+# struct reorders the parse, and a field renamed or added on one side only
+# fails at import instead of landing in its neighbour's slot.
+PROC_FIELDS: Final[Mapping[str, str]] = {
+    "pid": "pid", "ppid": "ppid", "pgrp": "pgrp", "session": "session",
+    "num_threads": "threads", "priority": "priority", "nice": "nice",
+    "processor": "processor", "rt_priority": "rt_priority", "policy": "policy",
+    "flags": "flags", "state": "state_raw", "comm": "comm_raw",
+    "utime": "user_seconds", "stime": "system_seconds", "starttime": "start_seconds",
+    "vsize": "vsize", "rss": "rss", "minflt": "minor_faults", "majflt": "major_faults",
+}
+
+# C scalar types -> struct codes in standard sizes ("=" below): padding is
+# then only what the offsets say, never what the struct module guesses.
+_CODES: Final[Mapping[str, str]] = {
+    "char": "c", "int8_t": "b", "uint8_t": "B", "int16_t": "h", "uint16_t": "H",
+    "int32_t": "i", "uint32_t": "I", "int64_t": "q", "uint64_t": "Q",
+    "float": "f", "double": "d",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordLayout:
+    """How an array of one C struct unpacks into records.
+
+    ``reorder`` is None when the C fields are in the record's order, so the
+    common case pays nothing per record for the mapping."""
+
+    unpacker: struct.Struct
+    reorder: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None
+
+
+def _field_code(ffi_: Any, ctype: Any, where: str) -> str:
+    if ctype.kind == "primitive" and ctype.cname in _CODES:
+        code = _CODES[ctype.cname]
+    elif ctype.kind == "array" and ctype.item.cname == "char" and ctype.length:
+        code = f"{ctype.length}s"  # bytes, as the record keeps it
+    else:
+        raise LayoutError(f"{where}: no struct code for C type {ctype.cname}")
+    if struct.calcsize("=" + code) != ffi_.sizeof(ctype):
+        raise LayoutError(f"{where}: {ctype.cname} is {ffi_.sizeof(ctype)} bytes here, "
+                          f"struct code {code!r} is {struct.calcsize('=' + code)}")
+    return code
+
+
+def record_layout(ffi_: Any, cname: str, fields: Mapping[str, str],
+                  record_fields: Sequence[str]) -> RecordLayout:
+    """The layout of C struct ``cname`` as described by ``ffi_`` (its cdef),
+    with ``fields`` mapping each C field name to a name in ``record_fields``.
+
+    Raises LayoutError unless every C field maps to a distinct record field
+    and every record field is filled, so no value can be mislabelled."""
+    ctype = ffi_.typeof(cname)
+    codes = ["="]
+    pos = 0
+    order: list[str] = []  # the record field of each unpacked value, in C order
+    for name, field in ctype.fields:
+        where = f"{cname}.{name}"
+        if field.bitsize != -1:
+            raise LayoutError(f"{where}: bit fields cannot be unpacked")
+        if name not in fields:
+            raise LayoutError(f"{where} has no record field: add it to the field map")
+        if field.offset < pos:
+            raise LayoutError(f"{where} overlaps the field before it")
+        if field.offset > pos:
+            codes.append(f"{field.offset - pos}x")
+        codes.append(_field_code(ffi_, field.type, where))
+        pos = field.offset + ffi_.sizeof(field.type)
+        order.append(fields[name])
+    size = ffi_.sizeof(ctype)
+    if size > pos:
+        codes.append(f"{size - pos}x")  # trailing padding: the array stride
+    doubled = sorted({f for f in order if order.count(f) > 1})
+    unknown = sorted(set(order) - set(record_fields))
+    unfilled = sorted(set(record_fields) - set(order))
+    if doubled or unknown or unfilled:
+        raise LayoutError(f"{cname} and its record do not pair up field for field: "
+                          f"mapped twice {doubled}, not in the record {unknown}, "
+                          f"filled by no C field {unfilled}")
+    layout = struct.Struct("".join(codes))
+    if layout.size != size:  # pragma: no cover - the offsets above make this hold
+        raise LayoutError(f"{cname}: laid out as {layout.size} bytes, C says {size}")
+    perm = [order.index(f) for f in record_fields]
+    identity = perm == list(range(len(perm)))
+    return RecordLayout(layout, None if identity else operator.itemgetter(*perm))
+
+
+def unpack_records(layout: RecordLayout, buf: Any,
+                   make: Callable[[Iterable[Any]], _R]) -> list[_R]:
+    """Records from a buffer of whole structs, one ``make`` call each."""
+    reorder = layout.reorder
+    if reorder is None:
+        return [make(t) for t in layout.unpacker.iter_unpack(buf)]
+    return [make(reorder(t)) for t in layout.unpacker.iter_unpack(buf)]
+
+
+_PROC_LAYOUT = record_layout(ffi, "struct tau_proc", PROC_FIELDS, ProcessSample._fields)
+_PROC_SIZE = _PROC_LAYOUT.unpacker.size
 
 
 def _cpu_times(row: Any) -> CpuTimes:
@@ -87,6 +187,8 @@ def _psi_line(line: Any) -> PressureLine:
 
 
 def pressure_from_c(psi: Any) -> Pressure | None:
+    """None for an absent file: every PSI file has a "some" line, so C
+    leaves has_some clear exactly when there was nothing to read."""
     if not psi.has_some:
         return None
     return Pressure(
@@ -135,6 +237,7 @@ class Sampler:
         self._cg_paths: tuple[str, ...] = ()
         self._cg_index: list[int] = []
         self._cg_out: Any = None
+        self._cg_err = ffi.new("struct tau_cg_error *")
         self._sys_out = ffi.new("struct tau_system *")
         self._cpu_cap = max(os.cpu_count() or 1, 1)
         self._cpus = ffi.new("struct tau_cpu_times[]", self._cpu_cap)
@@ -255,8 +358,7 @@ class Sampler:
             self._proc_cap = int(n * 1.5) + 64
             self._procs = ffi.new("struct tau_proc[]", self._proc_cap)
         buf = ffi.buffer(self._procs, n * _PROC_SIZE)
-        make = ProcessSample._make
-        records = [make(t) for t in _PROC_STRUCT.iter_unpack(buf)]
+        records = unpack_records(_PROC_LAYOUT, buf, ProcessSample._make)
         st = self._proc_stats
         self.last_process_stats = ProcessSweepStats(
             st.listed, st.parsed, st.vanished, st.kept_fds, st.fallback_reads, st.errors,
@@ -275,9 +377,13 @@ class Sampler:
             self._cg_rebuild(wanted)
         live = [i for i in self._cg_index if i >= 0]
         if live:
-            rc = lib.tau_cg_sweep(self._cg_set, self._cg_out, len(live))
+            err = self._cg_err
+            rc = lib.tau_cg_sweep(self._cg_set, self._cg_out, len(live), err)
             if rc < 0:
-                raise SamplerError(-rc, f"reading cgroup files: {os.strerror(-rc)}")
+                path = next(p for p, i in zip(wanted, self._cg_index, strict=True)
+                            if i == err.index)
+                name = ffi.string(lib.tau_cg_file_name(err.file)).decode()
+                raise SamplerError(-rc, f"reading {path}/{name}: {os.strerror(-rc)}")
         now = time.monotonic()
         result: list[CgroupSample | None] = []
         stale = False

@@ -1,7 +1,7 @@
-"""The Python face of the C sampler: typed records in seconds and bytes.
-
-C returns raw kernel units (clock ticks, microseconds); the conversion to
-seconds happens here, once, so nothing above this module sees a tick.
+"""The records taucg.readers.sampler returns: seconds and bytes, and None
+(never 0) for what the kernel does not provide. The conversion from raw
+kernel units happens in sampler.py, once, so nothing above readers sees a
+clock tick.
 """
 
 from __future__ import annotations

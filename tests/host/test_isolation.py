@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -78,3 +79,18 @@ def test_named_netns_gets_a_veth_pair() -> None:
     finally:
         remove_netns(name)
     assert not os.path.exists(f"/run/netns/{name}")
+
+
+def test_a_failing_step_says_which_and_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    from taucg.actors import isolation
+    from taucg.readers import syscalls
+
+    def refuse(flags: int) -> None:
+        raise PermissionError(errno.EPERM, "unshare(CLONE_NEWIPC): Operation not permitted")
+
+    monkeypatch.setattr(syscalls, "unshare", refuse)
+    with pytest.raises(isolation.IsolationError) as caught:
+        isolation.enter({"ipc"})
+    assert str(caught.value) == (
+        f"unshare failed: {os.strerror(errno.EPERM)} (needs root, or CAP_SYS_ADMIN)")
+

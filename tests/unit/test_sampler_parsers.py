@@ -185,6 +185,23 @@ def test_cgroup_files() -> None:
 _CG_BITS = [1 << i for i in range(13)]
 
 
+def test_cgroup_file_names_follow_the_bits() -> None:
+    # Errors name the file through these, so each bit must give its own.
+    names = {name[len("TAU_CG_"):]: getattr(lib, name) for name in dir(lib)
+             if name.startswith("TAU_CG_") and name != "TAU_CG_NFILES"}
+    assert sorted(names.values()) == _CG_BITS
+    assert ffi.string(lib.tau_cg_file_name(lib.TAU_CG_CPU_STAT)) == b"cpu.stat"
+    assert ffi.string(lib.tau_cg_file_name(lib.TAU_CG_EVENTS)) == b"cgroup.events"
+    for key, bit in names.items():
+        name = ffi.string(lib.tau_cg_file_name(bit)).decode()
+        if key == "EVENTS":
+            continue
+        # TAU_CG_MEMORY_CURRENT -> memory.current, TAU_CG_IO_PRESSURE -> io.pressure
+        assert name == key.lower().replace("_", ".", 1), key
+    assert ffi.string(lib.tau_cg_file_name(0)) == b""
+    assert ffi.string(lib.tau_cg_file_name(lib.TAU_CG_CPU_STAT | lib.TAU_CG_IO_STAT)) == b""
+
+
 @settings(max_examples=300, deadline=None)
 @given(_junk | st.binary(max_size=600).map(lambda b: b"1 (" + b), st.integers(0, 4))
 def test_process_and_cgroup_parsers_survive_garbage(data: bytes, cap: int) -> None:

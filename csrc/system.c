@@ -1,5 +1,6 @@
 /*
- * taucg sampler: readers for /proc and cgroup v2 files.
+ * The whole-system sample: /proc/stat, meminfo, loadavg, pressure/{cpu,memory,io},
+ * net/dev and diskstats, with their parsers.
  *
  * Files are opened once and re-read with pread(fd, buf, n, 0): procfs and
  * cgroupfs regenerate their contents at offset 0, so a kept-open fd costs
@@ -308,9 +309,10 @@ static const char *const SYS_FILES[SYS_NFILES] = {
     "net/dev", "diskstats",
 };
 
+/* The PSI files have no bit: has_some in their struct tau_psi already says
+ * whether each was read, and a second flag could only disagree with it. */
 static const uint32_t SYS_BITS[SYS_NFILES] = {
     TAU_SYS_STAT, TAU_SYS_MEMINFO, TAU_SYS_LOADAVG,
-    TAU_SYS_PSI_CPU, TAU_SYS_PSI_MEMORY, TAU_SYS_PSI_IO,
 };
 
 struct tau_sys_reader {
