@@ -1,4 +1,5 @@
-"""Config + observed state -> Plan -> execute -> verify.
+"""Config + observed state -> Plan -> execute -> verify: ``apply_config``
+is the one entry point, for the CLI and the daemon's API alike.
 
 A plan lists every change before anything is touched: unit files and
 drop-ins to write or remove, live properties to set, slices to start and
@@ -12,31 +13,39 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import gzip
 import os
 import signal
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taucg.actors.systemd_dbus import SLICE, Systemd, SystemdError, mask_to_cpus
+from taucg.actors.files import (
+    LockBusy,
+    clean_leftovers,
+    exclusive_lock,
+    remove_file,
+    write_atomic,
+)
+from taucg.actors.records import audit, perf
+from taucg.actors.systemd_dbus import SLICE, Systemd, SystemdError
 from taucg.config.schema import TIER_NAMES, Config
 from taucg.config.values import format_bytes, format_cpus
+from taucg.model import properties
 from taucg.model.tiers import (
     DROPIN_NAME,
-    MANAGED_DEFAULTS,
-    UINT64_MAX,
+    Drift,
     SliceSpec,
     service_dropin,
     service_tiers,
     slice_name,
     slice_specs,
+    verify,
 )
 from taucg.readers import cgroupfs
+from taucg.readers.machine import Machine
 
 DEFAULT_UNIT_DIR = Path("/etc/systemd/system")
 LOCK_PATH = Path("/run/taucg/apply.lock")
@@ -124,37 +133,7 @@ class Plan:
         }
 
 
-# ------------------------------------------------------------- machine ---
-
-
-@dataclass(frozen=True, slots=True)
-class Machine:
-    """What the checks and the mapping need to know about this machine."""
-
-    total_memory: int
-    online_cpus: frozenset[int]
-    controllers: frozenset[str]
-    cgroup_root: Path = cgroupfs.ROOT
-
-    @classmethod
-    def probe(cls, cgroup_root: Path = cgroupfs.ROOT) -> Machine:
-        total = 0
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    total = int(line.split()[1]) * 1024
-                    break
-        ctrl: set[str] = set()
-        if (cgroup_root / "cgroup.controllers").exists():
-            ctrl = cgroupfs.controllers(cgroup_root)
-        return cls(total, cgroupfs.online_cpus().cpus, frozenset(ctrl), cgroup_root)
-
-
-_CONTROLLER_FOR = {
-    "cpu_weight": "cpu", "cpu_quota": "cpu", "memory_min": "memory", "memory_low": "memory",
-    "memory_high": "memory", "memory_max": "memory", "allowed_cpus": "cpuset",
-    "io_weight": "io", "tasks_max": "pids",
-}
+# ----------------------------------------------------------- preflight ---
 
 
 def _kernel_has_rt_group_sched() -> bool:
@@ -195,7 +174,11 @@ def preflight(config: Config, machine: Machine) -> list[Problem]:
         return problems
     for tier in TIER_NAMES:
         policy = config.tiers[tier]
-        for key, ctrl in _CONTROLLER_FOR.items():
+        for prop in properties.TABLE:
+            ctrl = prop.controller
+            if not prop.configurable or ctrl is None:
+                continue
+            key = prop.key
             if getattr(policy, key) is not None and ctrl not in machine.controllers:
                 problems.append(Problem(
                     f"tiers.{tier}.{key}",
@@ -211,9 +194,10 @@ def preflight(config: Config, machine: Machine) -> list[Problem]:
                     f"tiers.{tier}.allowed_cpus",
                     f"CPU {format_cpus(set(outside))} is not online (online: "
                     f"{format_cpus(set(machine.online_cpus))}); use only online CPUs"))
-    specs = slice_specs(config, machine.total_memory)
-    protected = specs[0].expected.memory_min + specs[0].expected.memory_low
-    if specs[0].expected.memory_low > machine.total_memory:
+    parent = slice_specs(config, machine.total_memory)[0].values
+    low = parent["memory_low"].bytes if parent["memory_low"] else 0
+    protected = low + (parent["memory_min"].bytes if parent["memory_min"] else 0)
+    if low > machine.total_memory:
         problems.append(Problem(
             "tiers.*.memory_low",
             f"the tiers protect {format_bytes(protected)} in all, more than this machine's "
@@ -251,33 +235,6 @@ def desired_files(config: Config, unit_dir: Path, total_memory: int) -> dict[Pat
     return files
 
 
-def _show(name: str, value: Any) -> str:
-    if name == "AllowedCPUs":
-        # Desired values are CPU lists; systemd reports a bitmask.
-        cpus = frozenset(value) if isinstance(value, list) else mask_to_cpus(bytes(value))
-        return format_cpus(set(cpus)) or "all"
-    if name == "CPUQuotaPerSecUSec":
-        return "none" if value == UINT64_MAX else f"{value / 10_000:g}%"
-    if name in ("CPUWeight", "IOWeight"):
-        return "default" if value == UINT64_MAX else str(value)
-    if name.startswith("Memory") or name == "TasksMax":
-        if value == UINT64_MAX:
-            return "infinity"
-        return format_bytes(int(value)) if name.startswith("Memory") else str(value)
-    return str(value)
-
-
-def _same(name: str, want: Any, have: Any, expected_bytes: int | None, total: int) -> bool:
-    if name.endswith("Scale"):
-        # systemd computed the bytes from the percentage; allow its rounding.
-        return expected_bytes is not None and abs(int(have) - expected_bytes) <= max(
-            2 * 4096, total // 200)
-    if name == "AllowedCPUs":
-        want_set = frozenset(want) if isinstance(want, list) else mask_to_cpus(bytes(want))
-        return want_set == mask_to_cpus(bytes(have))
-    return bool(want == have)
-
-
 async def observe_and_plan(config: Config, machine: Machine, unit_dir: Path,
                            client: Systemd | None) -> Plan:
     plan = Plan(unit_dir=unit_dir)
@@ -295,29 +252,23 @@ async def observe_and_plan(config: Config, machine: Machine, unit_dir: Path,
         return plan
     plan.systemd_reachable = True
     for spec in slice_specs(config, machine.total_memory):
-        await _plan_slice(plan, spec, client, machine.total_memory)
+        await _plan_slice(plan, spec, client, machine)
     await _plan_moves(plan, config, client)
     return plan
 
 
-async def _plan_slice(plan: Plan, spec: SliceSpec, client: Systemd, total: int) -> None:
+async def _plan_slice(plan: Plan, spec: SliceSpec, client: Systemd, machine: Machine) -> None:
     unit = await client.properties(spec.unit)
     live = await client.properties(spec.unit, SLICE) if unit.get("LoadState") == "loaded" \
         else {}
-    exp = spec.expected
-    expected_bytes = {"MemoryMinScale": exp.memory_min, "MemoryLowScale": exp.memory_low,
-                      "MemoryHighScale": exp.memory_high, "MemoryMaxScale": exp.memory_max}
-    for dbus_name, value in spec.properties.items():
-        name = dbus_name.removesuffix("Scale")
-        have = live.get(name, MANAGED_DEFAULTS.get(name))
-        if have is None:
+    for prop in properties.TABLE:
+        dbus_name, value = prop.to_dbus(spec.values.get(prop.key))
+        have = live.get(prop.dbus, prop.default)
+        if have is None or prop.same(dbus_name, value, have, machine):
             continue
-        if _same(dbus_name, value, have, expected_bytes.get(dbus_name), total):
-            continue
-        after = _show(name, value) if not dbus_name.endswith("Scale") else \
-            f"{value / (1 << 32) * 100:.4g}% of RAM"
-        plan.properties.append(PropertyChange(spec.unit, name, dbus_name, value,
-                                              _show(name, have), after))
+        plan.properties.append(PropertyChange(spec.unit, prop.dbus, dbus_name, value,
+                                              prop.show(prop.dbus, have),
+                                              prop.show(dbus_name, value)))
     if unit.get("ActiveState") != "active":
         plan.start.append(spec.unit)
 
@@ -358,51 +309,6 @@ def _kill_hook(step: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if os.environ.get(FAIL_HOOK) == step:
         raise OSError(errno.EIO, f"failure injected after '{step}' by {FAIL_HOOK}")
-
-
-def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> None:
-    """temp file in the same directory, fsync, rename, fsync the directory:
-    a reader (or a crash) sees the old file or the new one, never half.
-    The temp file is created 0600 and gets ``mode`` before the rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.taucg-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(d: Path) -> None:
-    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
-def remove_file(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    _fsync_dir(path.parent)
-    with contextlib.suppress(OSError):
-        path.parent.rmdir()  # a drop-in directory we emptied
-
-
-def clean_leftovers(unit_dir: Path) -> list[Path]:
-    """Temp files from an apply that was killed between write and rename."""
-    found = list(unit_dir.glob(".*.taucg-*")) + list(unit_dir.glob("*.d/.*.taucg-*"))
-    for p in found:
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()
-    return found
 
 
 @dataclass(slots=True)
@@ -489,106 +395,12 @@ def _rollback(done: list[FileChange]) -> list[Path]:
     return restored
 
 
-# --------------------------------------------------------------- verify ---
-
-
-@dataclass(frozen=True, slots=True)
-class Drift:
-    unit: str
-    file: str
-    expected: str
-    actual: str
-
-    def __str__(self) -> str:
-        return f"{self.unit}: {self.file} is {self.actual}, expected {self.expected}"
-
-
-def _fmt_max(v: int | None) -> str:
-    return "max" if v is None else str(v)
-
-
-def _expectations(spec: SliceSpec, machine: Machine) -> list[tuple[str, str]]:
-    """(file, expected text) for one slice, in the kernel's own notation."""
-    exp = spec.expected
-    out = [("memory.min", str(exp.memory_min)), ("memory.low", str(exp.memory_low))]
-    if spec.tier is None:
-        return out
-    out += [
-        ("memory.high", _fmt_max(exp.memory_high)),
-        ("memory.max", _fmt_max(exp.memory_max)),
-        ("cpu.weight", str(exp.cpu_weight)),
-        ("cpu.max", f"{_fmt_max(exp.cpu_max_quota_usec)} 100000"),
-        ("io.weight", f"default {exp.io_weight}"),
-        ("pids.max", _fmt_max(exp.pids_max)),
-    ]
-    if exp.allowed_cpus is not None:
-        out.append(("cpuset.cpus.effective",
-                    format_cpus(set(exp.allowed_cpus.cpus & machine.online_cpus))))
-    return out
-
-
-def _matches(name: str, expected: str, text: str, spec: SliceSpec, machine: Machine) -> bool:
-    if name.startswith("memory."):
-        want, have = cgroupfs.parse_max(expected), cgroupfs.parse_max(text)
-        if want is None or have is None:
-            return want == have
-        key = "memory_" + name.removeprefix("memory.")
-        # The kernel rounds to pages; systemd rounds percentages of RAM its own way.
-        slack = (max(2 * 4096, machine.total_memory // 200)
-                 if key in spec.expected.memory_percent_keys else 4095)
-        return abs(have - want) <= slack
-    if name == "cpu.max":
-        return (cgroupfs.parse_cpu_max(text).quota_usec
-                == cgroupfs.parse_cpu_max(expected).quota_usec)
-    if name == "io.weight":
-        return cgroupfs.parse_io_weight(text) == cgroupfs.parse_io_weight(expected)
-    if name == "cpuset.cpus.effective":
-        return cgroupfs.parse_cpus_text(text) == cgroupfs.parse_cpus_text(expected)
-    return text.strip() == expected
-
-
-def verify(config: Config, machine: Machine) -> list[Drift]:
-    """Reads the slices' cgroup files back and lists every difference."""
-    drift: list[Drift] = []
-    for spec in slice_specs(config, machine.total_memory):
-        cg = cgroupfs.unit_cgroup(spec.unit, machine.cgroup_root)
-        if not cg.is_dir():
-            drift.append(Drift(spec.unit, "cgroup", str(cg), "missing (slice not started)"))
-            continue
-        for name, expected in _expectations(spec, machine):
-            text = cgroupfs.read(cg, name)
-            if text is None:
-                drift.append(Drift(spec.unit, name, expected, "absent (controller not enabled)"))
-            elif not _matches(name, expected, text, spec, machine):
-                drift.append(Drift(spec.unit, name, expected, text.strip() or "(empty)"))
-    return drift
-
-
-# ----------------------------------------------------------------- lock ---
-
-
-@contextlib.contextmanager
-def apply_lock(path: Path = LOCK_PATH) -> Iterator[None]:
-    """One apply at a time, machine-wide."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise ApplyError(f"another taucg apply is running (pid {holder} holds {path}); "
-                             "wait for it to finish") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
-
-
 # ------------------------------------------------------- the whole flow ---
+
+
+def apply_lock() -> contextlib.AbstractContextManager[None]:
+    """One apply at a time, machine-wide; raises LockBusy naming the holder."""
+    return exclusive_lock(LOCK_PATH, "taucg apply")
 
 
 class ExecuteError(ApplyError):
@@ -599,12 +411,16 @@ class ExecuteError(ApplyError):
 @dataclass(slots=True)
 class Applied:
     plan: Plan
-    result: Result | None  # None when nothing needed doing
+    result: Result | None  # None when nothing needed doing, or on a dry run
     restart_needed: list[str]
     drift: list[Drift]
+    problems: list[Problem] = field(default_factory=list)  # preflight, on a dry run
+    dry_run: bool = False
 
     @property
     def summary(self) -> str:
+        if self.dry_run:
+            return "something would change" if self.plan.changed else "nothing would change"
         r = self.result
         if r is None:
             return "nothing to change: the slices already match the config"
@@ -635,29 +451,56 @@ class Applied:
 
     def to_dict(self) -> dict[str, Any]:
         return {"plan": self.plan.to_dict(), "summary": self.summary,
-                "restart_needed": self.restart_needed, "drift": [str(d) for d in self.drift]}
+                "restart_needed": self.restart_needed, "drift": [str(d) for d in self.drift],
+                "problems": [str(p) for p in self.problems], "dry_run": self.dry_run}
 
 
-async def apply_now(config: Config, machine: Machine, unit_dir: Path, client: Systemd,
-                    restart_moved: bool = False,
-                    on_plan: Callable[[Plan], None] = lambda _p: None) -> Applied:
-    """Lock, plan, execute when something differs, verify. Raises
-    ApplyError (after rolling back files) when a step fails."""
-    from taucg.actors.records import perf
+async def apply_config(config: Config, client: Systemd | None, *,
+                       unit_dir: Path = DEFAULT_UNIT_DIR, dry_run: bool = False,
+                       restart_moved: bool = False, machine: Machine | None = None,
+                       who: str | None = None,
+                       on_plan: Callable[[Plan], None] = lambda _p: None) -> Applied:
+    """The one way the tiers are applied, by the CLI and by the daemon's API:
+    probe, preflight, then lock, plan, execute when something differs,
+    verify, and leave an audit record per change and a performance record.
 
-    started = time.monotonic()
-    with apply_lock():
-        clean_leftovers(unit_dir)
+    A dry run plans without the lock and returns the preflight problems
+    with the plan. Otherwise preflight problems raise PreflightError before
+    anything is touched, and a failed step raises ExecuteError after the
+    files were rolled back (and is audited as failed). ``who`` is the
+    requester for the audit records (default: this process's user)."""
+    machine = machine or Machine.probe()
+    problems = preflight(config, machine)
+    if dry_run:
         plan = await observe_and_plan(config, machine, unit_dir, client)
-        on_plan(plan)
-        result = None
-        if plan.changed or (restart_moved and any(m.active for m in plan.moves)):
-            try:
-                result = await execute(plan, client, restart_moved)
-            except ApplyError as exc:
-                raise ExecuteError(str(exc)) from exc
-        waiting = [m.unit for m in plan.moves if m.active and not restart_moved]
-        done = Applied(plan, result, waiting, verify(config, machine))
+        return Applied(plan, None, [], [], problems, dry_run=True)
+    if problems:
+        raise PreflightError(problems)
+    if os.geteuid() != 0:
+        raise ApplyError("taucg apply needs root to write units and change systemd; run it "
+                         "with sudo, or use --dry-run to see the plan")
+    if client is None:
+        raise ApplyError("applying the tiers needs systemd on the system bus")
+    started = time.monotonic()
+    try:
+        with apply_lock():
+            clean_leftovers(unit_dir)
+            plan = await observe_and_plan(config, machine, unit_dir, client)
+            on_plan(plan)
+            result = None
+            if plan.changed or (restart_moved and any(m.active for m in plan.moves)):
+                try:
+                    result = await execute(plan, client, restart_moved)
+                except ApplyError as exc:
+                    audit(config.logging, "apply", str(unit_dir), result=f"failed: {exc}",
+                          config=config.file, who=who)
+                    raise ExecuteError(str(exc)) from exc
+            waiting = [m.unit for m in plan.moves if m.active and not restart_moved]
+            done = Applied(plan, result, waiting, verify(config, machine))
+    except LockBusy as exc:
+        raise ApplyError(str(exc)) from None
+    for record in done.audit_records(config.file):
+        audit(config.logging, who=who, **record)
     perf(config.logging, "apply", time.monotonic() - started, changed=result is not None,
          drift=len(done.drift))
     return done

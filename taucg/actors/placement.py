@@ -1,6 +1,6 @@
 """Process management: placing processes into tiers (through systemd
-transient scopes), per-tier priorities, admission against the tier's
-limits, and zombie cleanup.
+transient scopes), per-tier priorities, and admission against the tier's
+limits.
 
 taucg never writes cgroup.procs itself: a placed process moves because
 systemd creates a scope for it (StartTransientUnit with PIDs=).
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taucg.config.schema import TIER_NAMES, Config
+from taucg.config.values import Size
+from taucg.model import properties
 from taucg.model.tiers import slice_name, tier_of
 from taucg.readers import cgroupfs
 from taucg.readers.procfs import ProcessFacts
@@ -63,18 +65,21 @@ def tier_priority(tier: str, levels: int) -> Priority | None:
 def apply_priority(pid: int, prio: Priority) -> list[str]:
     """Sets nice, IO priority and oom_score_adj; returns what failed (the
     process may have exited, or lower nice values need root)."""
-    from taucg.readers._sampler import lib
+    # Imported here so that importing placement (for tier_priority, scope
+    # names) does not load the C extension.
+    from taucg.readers import syscalls
 
     failed = []
     try:
         os.setpriority(os.PRIO_PROCESS, pid, prio.nice)
     except OSError as exc:
         failed.append(f"nice {prio.nice}: {exc.strerror}")
-    ioprio = (prio.io_class << lib.TAU_IOPRIO_CLASS_SHIFT) | (
-        prio.io_level if prio.io_class == IOPRIO_CLASS_BE else 0)
-    rc = lib.tau_ioprio_set(lib.TAU_IOPRIO_WHO_PROCESS, pid, ioprio)
-    if rc < 0:
-        failed.append(f"io priority: {os.strerror(-rc)}")
+    try:
+        # The idle class has no levels.
+        syscalls.ioprio_set(pid, prio.io_class,
+                            prio.io_level if prio.io_class == IOPRIO_CLASS_BE else 0)
+    except OSError as exc:
+        failed.append(f"io priority: {os.strerror(exc.errno or 0)}")
     try:
         Path(f"/proc/{pid}/oom_score_adj").write_text(str(prio.oom_score_adj))
     except OSError as exc:
@@ -184,14 +189,12 @@ class Placement:
     priority_failures: tuple[str, ...] = ()
 
 
-def scope_limits(cfg: Config) -> dict[str, int]:
-    """Per-process limits from [process_management] for a placed scope."""
+def scope_limits(cfg: Config) -> dict[str, Any]:
+    """Per-process limits from [process_management] for a placed scope, as
+    property-table values (``properties.dbus_values`` makes them D-Bus)."""
     pm = cfg.process_management
-    return {
-        "MemoryMax": pm.memory_limit_mb << 20,
-        # CPUQuota as CPU time per wall second: 50% = 0.5 s per second.
-        "CPUQuotaPerSecUSec": round(pm.cpu_limit_percent * 10_000),
-    }
+    return {"memory_max": Size(bytes=pm.memory_limit_mb << 20),
+            "cpu_quota": pm.cpu_limit_percent}
 
 
 async def place(client: Systemd, f: ProcessFacts, tier: str, cfg: Config, rule: str
@@ -203,7 +206,7 @@ async def place(client: Systemd, f: ProcessFacts, tier: str, cfg: Config, rule: 
         "Slice": slice_name(tier),
         "PIDs": [f.pid],
         "CollectMode": "inactive-or-failed",
-        **scope_limits(cfg),
+        **properties.dbus_values(scope_limits(cfg)),
     }
     await client.start_transient(scope, props, mode="fail")
     prio = tier_priority(tier, cfg.process_management.process_priority_levels)

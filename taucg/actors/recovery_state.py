@@ -1,4 +1,4 @@
-"""Session state: what was running, so a recovery can put it back.
+"""Recovery state: what was running, so a recovery can put it back.
 
 The snapshot (``<session_state_path>/session.json``, written atomically)
 lists the session's units -- the critical units and the services placed in
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from taucg.actors.apply import write_atomic
+from taucg.actors.files import write_atomic
 from taucg.actors.systemd_dbus import Systemd, SystemdError
 from taucg.config.schema import Config
 from taucg.config.values import unit_name

@@ -5,21 +5,23 @@ per call and no Introspect traffic, which matters in slow environments and
 at daemon start-up. Every call has a timeout, and every D-Bus error becomes
 a SystemdError that names the unit and the D-Bus error.
 
-The client is asyncio-native for the daemon; ``BlockingSystemd`` wraps it
-for the CLI and tests.
+The client is asyncio-native; the CLI runs it under asyncio.run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
+
+from taucg.model import properties
+from taucg.model.health import ServiceState, ServiceStates
+from taucg.model.properties import cpus_to_mask
 
 SYSTEMD = "org.freedesktop.systemd1"
 MANAGER_PATH = "/org/freedesktop/systemd1"
@@ -33,7 +35,8 @@ SYSTEM_BUS_SOCKET = "/run/dbus/system_bus_socket"
 DEFAULT_TIMEOUT = 30.0
 
 # D-Bus signatures of the unit properties taucg sets, from
-# org.freedesktop.systemd1(5) and systemd.resource-control(5).
+# org.freedesktop.systemd1(5). The resource-control ones come from the
+# property table, which knows everything else about them too.
 PROPERTY_SIGNATURES: dict[str, str] = {
     "Description": "s",
     "Slice": "s",
@@ -42,24 +45,8 @@ PROPERTY_SIGNATURES: dict[str, str] = {
     "ExecStart": "a(sasb)",
     "PIDs": "au",
     "Delegate": "b",
-    "CPUWeight": "t",
-    "StartupCPUWeight": "t",
-    "CPUQuotaPerSecUSec": "t",
     "CPUQuotaPeriodUSec": "t",
-    "AllowedCPUs": "ay",
     "AllowedMemoryNodes": "ay",
-    "MemoryMin": "t",
-    "MemoryLow": "t",
-    "MemoryHigh": "t",
-    "MemoryMax": "t",
-    "MemoryMinScale": "u",
-    "MemoryLowScale": "u",
-    "MemoryHighScale": "u",
-    "MemoryMaxScale": "u",
-    "MemorySwapMax": "t",
-    "IOWeight": "t",
-    "TasksMax": "t",
-    "ManagedOOMPreference": "s",
     "ManagedOOMMemoryPressure": "s",
     "CollectMode": "s",
     "KillMode": "s",
@@ -78,9 +65,8 @@ PROPERTY_SIGNATURES: dict[str, str] = {
     "StandardOutput": "s",
     "StandardError": "s",
     "AddRef": "b",
+    **properties.signatures(),
 }
-
-UINT64_MAX = (1 << 64) - 1  # systemd's "infinity" for t-typed limits
 
 
 class SystemdError(Exception):
@@ -105,21 +91,6 @@ class SystemdUnavailable(Exception):
 
 class JobFailed(SystemdError):
     """A job ended with a result other than "done"."""
-
-
-def cpus_to_mask(cpus: Iterable[int]) -> bytes:
-    """AllowedCPUs/CPUAffinity take a little-endian bitmask as an array of bytes."""
-    cpus = list(cpus)
-    if not cpus:
-        return b""
-    mask = bytearray(max(cpus) // 8 + 1)
-    for c in cpus:
-        mask[c // 8] |= 1 << (c % 8)
-    return bytes(mask)
-
-
-def mask_to_cpus(mask: bytes) -> frozenset[int]:
-    return frozenset(i * 8 + b for i, byte in enumerate(mask) for b in range(8) if byte >> b & 1)
 
 
 def unit_path(name: str) -> str:
@@ -390,42 +361,28 @@ class Systemd:
                                [name, mode, properties_body(props), []], wait, timeout)
 
 
-class BlockingSystemd:
-    """Runs each Systemd coroutine to completion on a private event loop.
-
-    If the bus went away (dbus restarted), a call reconnects once and is
-    retried, so a long-lived caller survives a bus restart."""
-
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._timeout = timeout
-        self.client = Systemd(timeout)
-        self._loop.run_until_complete(self.client.connect())
-
-    def run(self, coro: Any) -> Any:
-        return self._loop.run_until_complete(coro)
-
-    def _call(self, name: str, *a: Any, **kw: Any) -> Any:
-        try:
-            return self._loop.run_until_complete(getattr(self.client, name)(*a, **kw))
-        except SystemdUnavailable:
-            self._loop.run_until_complete(self.client.close())
-            self.client = Systemd(self._timeout)
-            self._loop.run_until_complete(self.client.connect())
-            return self._loop.run_until_complete(getattr(self.client, name)(*a, **kw))
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        attr = getattr(self.client, name)
-        if inspect.iscoroutinefunction(attr):
-            return lambda *a, **kw: self._call(name, *a, **kw)
-        return attr  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        self._loop.run_until_complete(self.client.close())
-        self._loop.close()
-
-    def __enter__(self) -> BlockingSystemd:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+async def read_service_states(units: Iterable[str], timeout: float = 10.0) -> ServiceStates:
+    """What the health checks need from systemd, on a connection of its own
+    that never waits longer than ``timeout`` per call."""
+    try:
+        client = await Systemd(timeout=timeout).connect()
+    except SystemdUnavailable as exc:
+        return ServiceStates(unavailable=str(exc))
+    out = []
+    try:
+        for unit in units:
+            try:
+                props = await client.properties(unit, UNIT)
+                restarts = 0
+                if unit.endswith(".service") and props.get("LoadState") == "loaded":
+                    restarts = int(await client.get_property(unit, "NRestarts", SERVICE) or 0)
+            except SystemdUnavailable as exc:
+                return ServiceStates(unavailable=str(exc))
+            except SystemdError as exc:
+                out.append(ServiceState(unit, None, None, error=str(exc)))
+                continue
+            out.append(ServiceState(unit, str(props.get("LoadState")),
+                                    str(props.get("ActiveState")), restarts))
+    finally:
+        await client.close()
+    return ServiceStates(tuple(out))

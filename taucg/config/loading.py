@@ -166,6 +166,20 @@ def _convert_scalar(check: Check, value: Any) -> Any:
         return value
     if kind == "size":
         return parse_size(value)
+    if kind == "bytes":
+        size = parse_size(value)
+        if size.percent is not None:
+            raise ValueError(f"takes bytes or \"infinity\", not a percentage ({value!r}): "
+                             "systemd accepts no percentage here before version 253")
+        return size
+    if kind == "weight":
+        if value == "idle":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f'expected an integer from 1 to 10000 or "idle", '
+                             f"got {_type_name(value)}")
+        _range(value, check)
+        return value
     if kind == "cpus":
         return parse_cpus(value)
     if kind == "tasks":

@@ -1,12 +1,6 @@
-"""TOML -> one frozen, typed Config.
-
-The built-in default (``default.toml`` in this package) is loaded first; an
-admin file then overrides only the keys it sets. Every problem in the admin
-file is collected, not just the first, and each names the file, the key path
-and, where the text shows it, the line.
-
-Lookup order for the admin file: ``--config``, then ``$TAUCG_CONFIG``, then
-``/etc/taucg/taucg.toml``; with none of them the built-in default stands alone.
+"""The config's schema: one frozen dataclass per TOML section, each field
+carrying how it is validated (``opt``) and its built-in default, which
+equals ``default.toml`` (a test pins the two together).
 """
 
 from __future__ import annotations
@@ -184,13 +178,17 @@ class TierPolicy:
     """One tier's limits, in systemd.resource-control(5) terms. None leaves
     systemd's default in place (taucg does not manage that property)."""
 
-    cpu_weight: int | None = opt(None, "int", 1, 10000, doc="CPUWeight")
+    cpu_weight: int | Literal["idle"] | None = opt(None, "weight", 1, 10000,
+                                                   doc="CPUWeight; \"idle\" sets cpu.idle")
+    startup_cpu_weight: int | Literal["idle"] | None = opt(
+        None, "weight", 1, 10000, doc="StartupCPUWeight, while the system boots and stops")
     cpu_quota: float | None = opt(None, "float", 0.01, 100 * 8192,
                                   doc="CPUQuota, percent of one CPU (200 = two CPUs)")
     memory_min: Size | None = opt(None, "size", doc="MemoryMin")
     memory_low: Size | None = opt(None, "size", doc="MemoryLow")
     memory_high: Size | None = opt(None, "size", doc="MemoryHigh")
     memory_max: Size | None = opt(None, "size", doc="MemoryMax")
+    memory_swap_max: Size | None = opt(None, "bytes", doc="MemorySwapMax (no percentage)")
     allowed_cpus: CpuSet | None = opt(None, "cpus", doc="AllowedCPUs")
     io_weight: int | None = opt(None, "int", 1, 10000, doc="IOWeight")
     tasks_max: TasksMax | None = opt(None, "tasks", doc="TasksMax")

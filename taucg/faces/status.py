@@ -7,17 +7,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from taucg.actors.apply import Drift, Machine, verify
 from taucg.config.schema import Config
 from taucg.config.values import human_bytes
 from taucg.model.monitor import cgroup_cpu_percent
-from taucg.model.tiers import SliceSpec, slice_specs
+from taucg.model.properties import effective_files
+from taucg.model.tiers import Drift, SliceSpec, slice_specs, verify
 from taucg.readers import cgroupfs
+from taucg.readers.machine import Machine
 from taucg.readers.sampler import Sampler
 from taucg.readers.samples import CgroupSample
-
-EFFECTIVE_FILES = ("cpu.weight", "cpu.max", "memory.min", "memory.low", "memory.high",
-                   "memory.max", "cpuset.cpus.effective", "io.weight", "pids.max")
 
 
 @dataclass(slots=True)
@@ -60,7 +58,7 @@ def _tier_row(spec: SliceSpec, cg: Any, a: CgroupSample | None, b: CgroupSample,
     members = _members(cg)
     cpu = cgroup_cpu_percent(a, b) if a is not None else None
     io = _io_rate(a, b)
-    effective = {name: cgroupfs.read(cg, name) for name in EFFECTIVE_FILES}
+    effective = {name: cgroupfs.read(cg, name) for name in effective_files()}
     mine = [d for d in drift if d.unit == spec.unit]
     name = spec.tier or "(all tiers)"
     row = [

@@ -211,6 +211,7 @@ def run_cmd(tier: str, isolate: str | None, netns: str | None, memory: str | Non
         tier_priority,
     )
     from taucg.config.values import parse_size
+    from taucg.model import properties
     from taucg.model.tiers import slice_name
 
     cfg = load_config(config_path)
@@ -232,7 +233,7 @@ def run_cmd(tier: str, isolate: str | None, netns: str | None, memory: str | Non
             size = parse_size(memory)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--memory") from None
-        limits["MemoryMax"] = (1 << 64) - 1 if size.bytes is None else size.bytes
+        limits["memory_max"] = size
     if cpu is not None:
         try:
             pct = float(cpu.rstrip("%"))
@@ -241,7 +242,7 @@ def run_cmd(tier: str, isolate: str | None, netns: str | None, memory: str | Non
                                      param_hint="--cpu") from None
         if pct <= 0:
             raise click.BadParameter("must be above 0%", param_hint="--cpu")
-        limits["CPUQuotaPerSecUSec"] = round(pct * 10_000)
+        limits["cpu_quota"] = pct
     adm = admit(cfg, tier)
     if not adm.allowed:
         raise UserError(adm.reason)
@@ -271,7 +272,8 @@ def run_cmd(tier: str, isolate: str | None, netns: str | None, memory: str | Non
             await client.start_transient(
                 run_scope,
                 {"Description": f"taucg run: {' '.join(command)[:200]}",
-                 "Slice": slice_name(tier), "PIDs": [child.pid], **limits}, mode="fail")
+                 "Slice": slice_name(tier), "PIDs": [child.pid],
+                 **properties.dbus_values(limits)}, mode="fail")
         finally:
             await client.close()
 
@@ -288,7 +290,8 @@ def run_cmd(tier: str, isolate: str | None, netns: str | None, memory: str | Non
     os.write(write_fd, b"g")
     os.close(write_fd)
     audit(cfg.logging, "run", run_scope, after={"command": list(command), "tier": tier,
-                                                "namespaces": sorted(names), **limits})
+                                                "namespaces": sorted(names),
+                                                **dict(properties.directives(limits))})
     while True:
         try:
             rc = child.wait()

@@ -14,7 +14,6 @@ from taucg.faces.cli.common import (
     UserError,
     _connect,
     _run_async,
-    audit,
     cli,
     config_option,
     format_option,
@@ -76,55 +75,44 @@ def apply_cmd(dry_run: bool, restart_moved: bool, unit_dir: Path, fmt: str,
     from taucg.actors import apply as ap
 
     cfg = load_config(config_path)
-    machine = ap.Machine.probe()
-    problems = ap.preflight(cfg, machine)
-    if problems and not dry_run:
-        for p in problems:
-            click.echo(f"taucg: {p}", err=True)
-        raise click.exceptions.Exit(2)
-    if not dry_run and os.geteuid() != 0:
-        raise UserError("taucg apply needs root to write units and change systemd; run it "
-                        "with sudo, or use --dry-run to see the plan")
+    json_out = resolve_format(fmt) == "json"
 
     async def run() -> int:
-        client = await _connect(required=not dry_run)
+        # Without root, apply_config refuses after preflight: no bus needed to say so.
+        client = await _connect(required=not dry_run and os.geteuid() == 0)
         try:
-            if dry_run:
-                plan = await ap.observe_and_plan(cfg, machine, unit_dir, client)
-                _print_plan(plan, fmt)
-                if not plan.changed and resolve_format(fmt) != "json":
-                    click.echo("nothing would change")
-                for p in problems:  # shown with the plan; a real apply would stop here
-                    click.echo(f"taucg: {p}", err=True)
-                if problems:
-                    return 2
-                return DRY_RUN_CHANGES if plan.changed else 0
-            show = (lambda plan: _print_plan(plan, fmt)) if resolve_format(fmt) != "json" \
-                else (lambda _plan: None)
-            try:
-                done = await ap.apply_now(cfg, machine, unit_dir, client, restart_moved, show)
-            except ap.ExecuteError as exc:
-                audit(cfg.logging, "apply", str(unit_dir), result=f"failed: {exc}",
-                      config=cfg.file)
-                raise
-            for record in done.audit_records(cfg.file):
-                audit(cfg.logging, **record)
-            if resolve_format(fmt) == "json":
-                click.echo(json.dumps(done.to_dict(), indent=2))
-            else:
-                click.echo(done.summary)
-                if done.restart_needed:
-                    click.echo(f"restart needed to change tier: {', '.join(done.restart_needed)} "
-                               "(run again with --restart-moved)")
-                for d in done.drift:
-                    click.echo(f"drift   {d}")
-                if not done.drift:
-                    click.echo("verified: every tier's cgroup files match the config")
-            return 1 if done.drift else 0
+            done = await ap.apply_config(
+                cfg, client, unit_dir=unit_dir, dry_run=dry_run, restart_moved=restart_moved,
+                on_plan=(lambda _plan: None) if json_out else (lambda plan: _print_plan(plan, fmt)))
+        except ap.PreflightError as exc:
+            for p in exc.problems:
+                click.echo(f"taucg: {p}", err=True)
+            return 2
         except ap.ApplyError as exc:
             raise UserError(str(exc)) from None
         finally:
             if client is not None:
                 await client.close()
+        if dry_run:
+            _print_plan(done.plan, fmt)
+            if not done.plan.changed and not json_out:
+                click.echo("nothing would change")
+            for p in done.problems:  # shown with the plan; a real apply would stop here
+                click.echo(f"taucg: {p}", err=True)
+            if done.problems:
+                return 2
+            return DRY_RUN_CHANGES if done.plan.changed else 0
+        if json_out:
+            click.echo(json.dumps(done.to_dict(), indent=2))
+        else:
+            click.echo(done.summary)
+            if done.restart_needed:
+                click.echo(f"restart needed to change tier: {', '.join(done.restart_needed)} "
+                           "(run again with --restart-moved)")
+            for d in done.drift:
+                click.echo(f"drift   {d}")
+            if not done.drift:
+                click.echo("verified: every tier's cgroup files match the config")
+        return 1 if done.drift else 0
 
     raise click.exceptions.Exit(_run_async(run()))
