@@ -1,10 +1,9 @@
-"""Persistent state in SQLite (standard library, WAL): the crash history
-and the daemon's sample history.
+"""The crash history: one row per crash event in SQLite (history.db).
 
-One row per crash event: when, which unit, systemd's Result, the exit code
-or signal, the attempt number, the action taken and its outcome. Retention
-is bounded by row count and age. WAL lets the CLI read while the daemon
-writes, and a daemon restart finds everything where it left it.
+Each row: when, which unit, systemd's Result, the exit code or signal, the
+attempt number, the action taken and its outcome. Retention is bounded by
+row count and age; MTBF per unit comes from the rows. A daemon restart
+finds everything where it left it.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ import asyncio
 import os
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,22 +92,90 @@ class Outcome:
     outcome: str
 
 
+@dataclass(frozen=True, slots=True)
+class RecoveryView:
+    """The watcher's state at one moment, for readers on other tasks and
+    threads (the socket API, metrics)."""
+
+    units: tuple[str, ...]
+    safe_mode: bool
+    attempts: Mapping[str, tuple[float, ...]]  # failure times in the current strategy
+    outcomes: tuple[tuple[str, Outcome], ...]  # the most recent, oldest first
+    actions: Mapping[tuple[str, str], int]  # (unit, strategy) -> actions since start
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"running": True, "units": list(self.units), "safe_mode": self.safe_mode,
+                "attempts": {u: list(ts) for u, ts in self.attempts.items()},
+                "outcomes": [{"unit": u, "strategy": o.decision.strategy,
+                              "attempt": o.decision.attempt, "result": o.result,
+                              "outcome": o.outcome} for u, o in self.outcomes]}
+
+
+OUTCOMES_KEPT = 50
+
+
 class RecoveryWatcher:
+    """Watches the units recovery covers and recovers them. Build it with
+    ``RecoveryWatcher.open`` and run it with ``serve``; the CLI's watcher and
+    the daemon's worker are the same object."""
+
     def __init__(self, cfg: Config, client: Systemd, history: CrashHistory,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 log: Callable[[str], None] = lambda _m: None) -> None:
+                 log: Callable[[str], None] = lambda _m: None,
+                 connect: Callable[[], Awaitable[Systemd]] | None = None,
+                 on_change: Callable[[RecoveryView], None] = lambda _v: None) -> None:
         self.cfg = cfg
         self.client = client
         self.history = history
         self.sleep = sleep
         self.log = log
+        self.connect = connect or (lambda: Systemd().connect())
+        self.on_change = on_change
+        self._actions: dict[tuple[str, str], int] = {}
         self.units = watched_units(cfg)
         self.trackers = {u: UnitRecovery(RecoveryPolicy.from_config(cfg, u)) for u in self.units}
         self._paths = {unit_path(u): u for u in self.units}
         self._busy: set[str] = set()
         self._failed_again: set[str] = set()
-        self.safe_mode = False
-        self.outcomes: list[tuple[str, Outcome]] = []
+        self._safe_mode = False
+        self.outcomes: deque[tuple[str, Outcome]] = deque(maxlen=OUTCOMES_KEPT)
+
+    @classmethod
+    async def open(cls, cfg: Config, connect: Callable[[], Awaitable[Systemd]],
+                   log: Callable[[str], None],
+                   on_change: Callable[[RecoveryView], None] = lambda _v: None
+                   ) -> RecoveryWatcher:
+        """The watcher with its own connection (from ``connect``, also used to
+        reconnect) and the crash history in the state directory."""
+        watcher = cls(cfg, await connect(), CrashHistory(history_path(cfg)), log=log,
+                      connect=connect, on_change=on_change)
+        watcher.changed()
+        return watcher
+
+    async def serve(self) -> None:
+        """Watches until cancelled, through bus restarts; closes its connection."""
+        self.log(f"watching {', '.join(self.units)}")
+        try:
+            await self.run_forever(self.connect)
+        finally:
+            await self.client.close()
+
+    @property
+    def safe_mode(self) -> bool:
+        return self._safe_mode
+
+    @safe_mode.setter
+    def safe_mode(self, on: bool) -> None:
+        self._safe_mode = on
+        self.changed()
+
+    def view(self) -> RecoveryView:
+        return RecoveryView(tuple(self.units), self._safe_mode,
+                            {u: tuple(t.failures) for u, t in self.trackers.items()},
+                            tuple(self.outcomes), dict(self._actions))
+
+    def changed(self) -> None:
+        self.on_change(self.view())
 
     async def run_forever(self, connect: Callable[[], Awaitable[Systemd]],
                           retry_seconds: float = 2.0) -> None:
@@ -192,7 +261,7 @@ class RecoveryWatcher:
     async def take_over(self, units: list[str]) -> list[str]:
         """Turns off systemd's own Restart= on these units, so only taucg
         restarts them (one daemon-reload for all)."""
-        from taucg.actors.apply import write_atomic
+        from taucg.actors.files import write_atomic
 
         taken = []
         for unit in units:
@@ -236,6 +305,9 @@ class RecoveryWatcher:
                 if out is None:
                     return
                 self.outcomes.append((unit, out))
+                key = (unit, out.decision.strategy)
+                self._actions[key] = self._actions.get(key, 0) + 1
+                self.changed()
                 # A failure during this attempt is the next attempt, even if the
                 # unit already shows a passing state (deactivating, activating)
                 # instead of "failed"; an active unit needs nothing.

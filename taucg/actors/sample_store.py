@@ -1,10 +1,5 @@
-"""Persistent state in SQLite (standard library, WAL): the crash history
-and the daemon's sample history.
-
-One row per crash event: when, which unit, systemd's Result, the exit code
-or signal, the attempt number, the action taken and its outcome. Retention
-is bounded by row count and age. WAL lets the CLI read while the daemon
-writes, and a daemon restart finds everything where it left it.
+"""The sample store: the daemon's metric history persisted in SQLite
+(samples.db), so trends and `taucg history` survive a daemon restart.
 """
 
 from __future__ import annotations

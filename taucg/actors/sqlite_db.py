@@ -1,10 +1,7 @@
-"""Persistent state in SQLite (standard library, WAL): the crash history
-and the daemon's sample history.
-
-One row per crash event: when, which unit, systemd's Result, the exit code
-or signal, the attempt number, the action taken and its outcome. Retention
-is bounded by row count and age. WAL lets the CLI read while the daemon
-writes, and a daemon restart finds everything where it left it.
+"""The SQLite files taucg keeps (standard library, WAL): opening with a
+schema version, and one clear StoreError naming the file and the fix for
+a database that cannot be used. WAL lets the CLI read while the daemon
+writes.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
-"""Process management: placing processes into tiers (through systemd
-transient scopes), per-tier priorities, admission against the tier's
-limits, and zombie cleanup.
-
-taucg never writes cgroup.procs itself: a placed process moves because
-systemd creates a scope for it (StartTransientUnit with PIDs=).
+"""Zombie cleanup: SIGCHLD to the parents in the tiers that left zombies,
+once per grace period, and a report of the parents that still do not
+reap (their unit is a candidate for a restart). Never signals PID 1, nor
+any parent outside its scope.
 """
 
 from __future__ import annotations

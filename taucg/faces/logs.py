@@ -1,17 +1,11 @@
-"""Logs: the daemon's structured log, the audit log and the performance log.
+"""The daemon's main log, and reading any log back.
 
 - The main log (``log_file_path``): one JSON object per line with time,
   level, logger, message and the record's own fields; also sent to journald
-  (same fields, upper-cased) where journald runs.
-- The audit log (``audit_log_path``): one line per mutation, who did what,
-  before -> after, and the result.
-- The performance log (``performance_log_path``): how long sweeps, applies
-  and recoveries took.
-
-Each file rotates at ``max_log_size_mb`` into gzip files; rotated files are
-kept up to ``rotated_files_kept`` and ``retention_days``. Formatting is
-python-json-logger's, rotation the standard library's RotatingFileHandler,
-journald systemd-python's JournalHandler.
+  (same fields, upper-cased) where journald runs, through systemd-python's
+  JournalHandler.
+- Reading back: ``recent`` walks a log from its end through its rotated
+  files; ``stats`` gives sizes, records per level and rotations.
 """
 
 from __future__ import annotations

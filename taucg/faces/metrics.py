@@ -7,7 +7,7 @@ Served only when [daemon] metrics_address is set ("127.0.0.1:9464").
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from taucg.config.values import parse_address
 
 if TYPE_CHECKING:
-    from taucg.faces.daemon import Daemon
+    from taucg.faces.daemon_state import DaemonState
 
 _TIER_METRICS: tuple[tuple[str, type, str, str], ...] = (
     ("cpu_percent", GaugeMetricFamily, "taucg_tier_cpu_percent",
@@ -39,12 +39,12 @@ _TIER_METRICS: tuple[tuple[str, type, str, str], ...] = (
 
 
 class DaemonCollector(Collector):
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, state: Callable[[], DaemonState]) -> None:
+        self.state = state
 
     def collect(self) -> Iterator[Any]:
-        d = self.daemon
-        tick = d.last
+        s = self.state()  # one snapshot for the whole scrape
+        tick = s.last
         if tick is not None:
             for attr, family, name, doc in _TIER_METRICS:
                 metric = family(name, doc, labels=["tier"])
@@ -64,43 +64,39 @@ class DaemonCollector(Collector):
             yield GaugeMetricFamily("taucg_sampler_last_sweep_seconds",
                                     "what the last sweep cost", value=tick.seconds)
         yield CounterMetricFamily("taucg_sampler_sweeps", "sweeps since start",
-                                  value=d.sweeps)
+                                  value=s.sweeps)
         yield CounterMetricFamily("taucg_sampler_sweep_seconds",
                                   "time spent sweeping since start",
-                                  value=d.sweep_seconds_total)
-        if d.health is not None:
+                                  value=s.sweep_seconds_total)
+        if s.health is not None:
             yield GaugeMetricFamily("taucg_health_score", "health score, 0.0-1.0",
-                                    value=d.health.score)
+                                    value=s.health.score)
             checks = GaugeMetricFamily("taucg_health_check_score", "each check's score",
                                        labels=["check"])
-            for check in d.health.checks:
+            for check in s.health.checks:
                 if check.score is not None:
                     checks.add_metric([check.name], check.score)
             yield checks
         yield GaugeMetricFamily("taucg_alerts_active", "alerts raised and not cleared",
-                                value=len(d.active_alerts()))
+                                value=len(s.active))
         yield CounterMetricFamily("taucg_placements", "processes placed into tiers",
-                                  value=d.placements)
-        w = d.recovery
-        if w is not None:
+                                  value=s.placements)
+        r = s.recovery
+        if r is not None:
             actions = CounterMetricFamily("taucg_recovery_actions",
                                           "recovery actions taken since start",
                                           labels=["unit", "strategy"])
-            counts: dict[tuple[str, str], int] = {}
-            for unit, o in list(w.outcomes):
-                key = (unit, o.decision.strategy)
-                counts[key] = counts.get(key, 0) + 1
-            for (unit, strategy), n in counts.items():
+            for (unit, strategy), n in r.actions.items():
                 actions.add_metric([unit, strategy], n)
             yield actions
             yield GaugeMetricFamily("taucg_safe_mode", "1 while in safe mode",
-                                    value=1.0 if w.safe_mode else 0.0)
+                                    value=1.0 if r.safe_mode else 0.0)
 
 
-def serve(daemon: Daemon, address: str) -> tuple[Any, Any]:
+def serve(state: Callable[[], DaemonState], address: str) -> tuple[Any, Any]:
     """Starts the HTTP endpoint on its own thread; returns (server, thread)."""
     host, port = parse_address(address)
     registry = CollectorRegistry()
-    registry.register(DaemonCollector(daemon))
+    registry.register(DaemonCollector(state))
     ProcessCollector(registry=registry)  # the daemon's own CPU, memory and fds
     return start_http_server(port, host, registry=registry)

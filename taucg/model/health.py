@@ -9,14 +9,13 @@ healthy or as broken. The score is the weighted mean of the rest.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from taucg.config.schema import Config
+from taucg.config.values import unit_name
 from taucg.model.monitor import cpu_percent
-from taucg.readers.sampler import Sampler
 from taucg.readers.samples import SystemSample
 
 TEMP_WARN_C = 80.0  # score 1.0 below, 0.0 at TEMP_CRIT_C
@@ -156,46 +155,57 @@ def check_pressure(cur: SystemSample) -> CheckResult:
                        f"{name} {worst:.1f}%", "worst some avg60", rec)
 
 
-async def check_services(units: tuple[str, ...]) -> CheckResult:
-    from taucg.actors.systemd_dbus import SERVICE, UNIT, Systemd, SystemdError, SystemdUnavailable
+@dataclass(frozen=True, slots=True)
+class ServiceState:
+    """What systemd says of one unit the health checks watch."""
 
-    try:
-        client = await Systemd(timeout=10).connect()
-    except SystemdUnavailable as exc:
-        return CheckResult("services", None, "not available", str(exc))
+    unit: str
+    load_state: str | None  # None: asking failed (error says why)
+    active_state: str | None
+    restarts: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStates:
+    units: tuple[ServiceState, ...] = ()
+    unavailable: str | None = None  # why systemd could not be asked at all
+
+
+def check_services(states: ServiceStates) -> CheckResult:
+    if states.unavailable is not None:
+        return CheckResult("services", None, "not available", states.unavailable)
     scores, details, recs = [], [], []
-    try:
-        for unit in units:
-            try:
-                props = await client.properties(unit, UNIT)
-            except SystemdError as exc:
-                details.append(f"{unit}: {exc}")
-                continue
-            if props.get("LoadState") == "not-found":
-                details.append(f"{unit}: not installed")
-                continue
-            state = str(props.get("ActiveState"))
-            restarts = 0
-            if unit.endswith(".service"):
-                restarts = int(await client.get_property(unit, "NRestarts", SERVICE) or 0)
-            score = {"active": 1.0, "reloading": 0.8, "activating": 0.5,
-                     "deactivating": 0.3}.get(state, 0.0)
-            score = max(0.0, score - 0.1 * min(restarts, 5))
-            scores.append(score)
-            details.append(f"{unit}: {state}, {restarts} restarts")
-            if state != "active":
-                recs.append(f"{unit} is {state}: 'journalctl -u {unit}' shows why; "
-                            "'taucg recovery' shows its recovery state")
-            elif restarts:
-                recs.append(f"{unit} restarted {restarts} times: it is crashing; "
-                            f"see 'journalctl -u {unit}'")
-    finally:
-        await client.close()
+    for s in states.units:
+        unit = s.unit
+        if s.error is not None:
+            details.append(f"{unit}: {s.error}")
+            continue
+        if s.load_state == "not-found":
+            details.append(f"{unit}: not installed")
+            continue
+        state, restarts = str(s.active_state), s.restarts
+        score = {"active": 1.0, "reloading": 0.8, "activating": 0.5,
+                 "deactivating": 0.3}.get(state, 0.0)
+        score = max(0.0, score - 0.1 * min(restarts, 5))
+        scores.append(score)
+        details.append(f"{unit}: {state}, {restarts} restarts")
+        if state != "active":
+            recs.append(f"{unit} is {state}: 'journalctl -u {unit}' shows why; "
+                        "'taucg recovery' shows its recovery state")
+        elif restarts:
+            recs.append(f"{unit} restarted {restarts} times: it is crashing; "
+                        f"see 'journalctl -u {unit}'")
     if not scores:
         return CheckResult("services", None, "none installed", "; ".join(details))
     return CheckResult("services", sum(scores) / len(scores),
                        f"{sum(1 for s in scores if s == 1.0)}/{len(scores)} healthy",
                        "; ".join(details), " / ".join(recs) or None)
+
+
+def watched_services(cfg: Config) -> tuple[str, ...]:
+    """The units the services check looks at (full unit names)."""
+    return tuple(unit_name(u) for u in cfg.health_checking.service_health_checks)
 
 
 def combine(checks: list[CheckResult], weights: Mapping[str, float], threshold: float
@@ -206,9 +216,11 @@ def combine(checks: list[CheckResult], weights: Mapping[str, float], threshold: 
     return Health(score, threshold, tuple(checks), dict(weights))
 
 
-async def assess(cfg: Config, prev: SystemSample, cur: SystemSample) -> Health:
+async def assess(cfg: Config, prev: SystemSample, cur: SystemSample,
+                 services: ServiceStates | None = None) -> Health:
     """The configured checks over two system samples (the CPU check needs
-    the interval between them)."""
+    the interval between them) and the watched services' states, which the
+    caller asks systemd for (None: no services check)."""
     hc = cfg.health_checking
     rm = cfg.resource_monitoring
     checks: list[CheckResult] = []
@@ -226,17 +238,6 @@ async def assess(cfg: Config, prev: SystemSample, cur: SystemSample) -> Health:
         checks.append(check_temperature())
     if "pressure" in wanted:
         checks.append(check_pressure(cur))
-    if hc.service_health_checks:
-        from taucg.config.values import unit_name
-
-        units = tuple(unit_name(u) for u in hc.service_health_checks)
-        checks.append(await check_services(units))
+    if hc.service_health_checks and services is not None:
+        checks.append(check_services(services))
     return combine(checks, dict(hc.weights), hc.health_score_threshold)
-
-
-def evaluate(cfg: Config, interval: float = 0.5) -> Health:
-    with Sampler() as sampler:
-        prev = sampler.system()
-        time.sleep(interval)
-        cur = sampler.system()
-    return asyncio.run(assess(cfg, prev, cur))

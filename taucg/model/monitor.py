@@ -206,8 +206,11 @@ class Alert:
     value: float
     threshold: float
     time: float
+    text: str | None = None  # a message of its own, where the generic one says too little
 
     def message(self) -> str:
+        if self.text is not None:
+            return self.text
         if self.state == "raised":
             return f"{self.metric} at {self.value:.1f} crossed the threshold {self.threshold:g}"
         return f"{self.metric} back to {self.value:.1f}, below {self.threshold:g}"
@@ -343,6 +346,30 @@ class LeakDetector:
         return sorted(out, key=lambda s: -s.bytes_per_second)
 
 
+@dataclass(slots=True)
+class LeakAlarm:
+    """Edge-triggered like Threshold: one alert when a process starts to look
+    like it leaks, one when it stops (or exits), none in between."""
+
+    leaking: set[str] = field(default_factory=set)
+
+    def update(self, suspects: Sequence[LeakSuspect], now: float) -> list[Alert]:
+        alerts = []
+        current = {s.subject: s for s in suspects}
+        for subject, s in current.items():
+            if subject not in self.leaking:
+                mib = s.growth_bytes / (1 << 20)
+                alerts.append(Alert(
+                    f"leak {subject}", "raised", s.bytes_per_second, 0.0, now,
+                    f"{subject} grew {mib:.0f} MiB steadily over {s.window_seconds:.0f} s "
+                    f"({s.bytes_per_second / 1024:.0f} KiB/s): a memory leak is likely"))
+        for subject in sorted(self.leaking - set(current)):
+            alerts.append(Alert(f"leak {subject}", "cleared", 0.0, 0.0, now,
+                                f"{subject} no longer grows steadily"))
+        self.leaking = set(current)
+        return alerts
+
+
 # ----------------------------------------------------------------- monitor ---
 
 
@@ -356,9 +383,15 @@ class Thresholds:
 
 @dataclass(frozen=True, slots=True)
 class Update:
+    """One tick's meaning: the rates, every metric value added to the
+    history this tick, the alerts raised or cleared (thresholds and leaks),
+    and the per-tier totals."""
+
     rates: SystemRates | None
     memory_percent: float | None
     alerts: list[Alert]
+    values: dict[str, float] = field(default_factory=dict)
+    tiers: dict[str, TierUsage] = field(default_factory=dict)
 
 
 class Monitor:
@@ -369,7 +402,9 @@ class Monitor:
         self.history = MetricSeries(history_length)
         self.leaks = LeakDetector(length=history_length)
         self._prev: SystemSample | None = None
+        self._prev_tiers: Mapping[str, CgroupSample | None] = {}
         self._alarms: dict[str, Threshold] = {}
+        self._leak_alarm = LeakAlarm()
 
     def _alarm(self, metric: str, threshold: float) -> Threshold:
         alarm = self._alarms.get(metric)
@@ -379,12 +414,20 @@ class Monitor:
         return alarm
 
     def update(self, sample: SystemSample, disk_percent: Mapping[str, float] | None = None,
-               processes: Sequence[ProcessSample] | None = None) -> Update:
+               processes: Sequence[ProcessSample] | None = None,
+               tiers: Mapping[str, CgroupSample | None] | None = None) -> Update:
+        """``tiers``: each tier's slice cgroup sample (None: not started)."""
         now = sample.monotonic
         alerts: list[Alert] = []
+        values: dict[str, float] = {}
+
+        def record(metric: str, value: float) -> None:
+            values[metric] = value
+            self.history.add(metric, now, value)
+
         rates = system_rates(self._prev, sample) if self._prev is not None else None
         if rates is not None and rates.cpu_percent is not None:
-            self.history.add("cpu_percent", now, rates.cpu_percent)
+            record("cpu_percent", rates.cpu_percent)
             a = self._alarm("cpu_percent", self.thresholds.cpu_percent).update(
                 rates.cpu_percent, now)
             if a:
@@ -392,16 +435,25 @@ class Monitor:
         mem_pct = None
         if sample.memory is not None and sample.memory.total:
             mem_pct = 100.0 * sample.memory.used / sample.memory.total
-            self.history.add("memory_percent", now, mem_pct)
+            record("memory_percent", mem_pct)
             a = self._alarm("memory_percent", self.thresholds.memory_percent).update(mem_pct, now)
             if a:
                 alerts.append(a)
         if sample.load is not None:
-            self.history.add("load1", now, sample.load.load1)
+            record("load1", sample.load.load1)
         for mount, pct in (disk_percent or {}).items():
             a = self._alarm(f"disk_percent {mount}", self.thresholds.disk_percent).update(pct, now)
             if a:
                 alerts.append(a)
+        usage: dict[str, TierUsage] = {}
+        if tiers is not None:
+            usage = tier_usage({t: t for t in tiers}, self._prev_tiers, tiers)
+            self._prev_tiers = dict(tiers)
+            for tier, u in usage.items():
+                for attr in ("cpu_percent", "memory_bytes"):
+                    v = getattr(u, attr)
+                    if v is not None:
+                        record(f"tier.{tier}.{attr}", float(v))
         if processes is not None:
             subjects = []
             for p in processes:
@@ -410,5 +462,6 @@ class Monitor:
                 subjects.append(subject)
                 self.leaks.add(subject, now, p.rss)
             self.leaks.forget(subjects)
+            alerts += self._leak_alarm.update(self.leaks.suspects(), now)
         self._prev = sample
-        return Update(rates, mem_pct, alerts)
+        return Update(rates, mem_pct, alerts, values, usage)

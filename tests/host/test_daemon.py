@@ -9,14 +9,13 @@ from pathlib import Path
 
 from taucg.config.loading import load
 from taucg.faces.daemon import Daemon
-
-from .conftest import write_config
+from tests.support.configs import daemon_config
 
 
 @contextlib.contextmanager
 def in_process_daemon(tmp_path: Path) -> Iterator[Daemon]:
     """A Daemon object (not started), closed afterwards; call inside a loop."""
-    d = Daemon(load(write_config(tmp_path)), None)
+    d = Daemon(load(daemon_config(tmp_path)), None)
     try:
         yield d
     finally:
@@ -48,22 +47,3 @@ def test_stop_outlasts_a_worker_that_swallows_a_cancellation(tmp_path: Path) -> 
 
     assert asyncio.run(main()) is True
     assert swallowed == [True]
-
-
-def test_a_steadily_growing_process_raises_and_clears_a_leak_alert(tmp_path: Path) -> None:
-    async def main() -> list[dict[str, object]]:
-        with in_process_daemon(tmp_path) as d:
-            subject = "process 4242 (leaky, started 1.00s after boot)"
-            for i in range(40):  # 40 readings over 390 s, +4 MiB each
-                d.monitor.leaks.add(subject, 10.0 * i, (100 + 4 * i) << 20)
-            d.report_leaks(1000.0)
-            d.report_leaks(1001.0)  # still leaking: no second alert
-            d.monitor.leaks.forget([])  # the process exited
-            d.report_leaks(1002.0)
-            return list(d.alerts)
-
-    alerts = asyncio.run(main())
-    assert [(a["metric"], a["state"]) for a in alerts] == [
-        ("leak process 4242 (leaky, started 1.00s after boot)", "raised"),
-        ("leak process 4242 (leaky, started 1.00s after boot)", "cleared")]
-    assert "grew 156 MiB steadily over 390 s" in str(alerts[0]["message"])

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from taucg.model.monitor import (
+    LeakAlarm,
     LeakDetector,
     MetricSeries,
     Monitor,
@@ -128,3 +129,34 @@ def test_disk_and_net_rates_pair_devices_by_name() -> None:
     assert [(r.rx_bytes_per_second, r.tx_bytes_per_second, r.rx_errors)
             for r in net_rates(n0, n1, 2.0)] == [(100.0, 50.0, 1)]
     assert net_rates(n0, n1, 0.0) == []
+
+
+def test_a_steadily_growing_process_raises_and_clears_one_leak_alert() -> None:
+    detector, alarm = LeakDetector(length=120), LeakAlarm()
+    subject = "process 4242 (leaky, started 1.00s after boot)"
+    for i in range(40):  # 40 readings over 390 s, +4 MiB each
+        detector.add(subject, 10.0 * i, (100 + 4 * i) << 20)
+    alerts = alarm.update(detector.suspects(), 1000.0)
+    alerts += alarm.update(detector.suspects(), 1001.0)  # still leaking: no second alert
+    detector.forget([])  # the process exited
+    alerts += alarm.update(detector.suspects(), 1002.0)
+    assert [(a.metric, a.state) for a in alerts] == [
+        ("leak process 4242 (leaky, started 1.00s after boot)", "raised"),
+        ("leak process 4242 (leaky, started 1.00s after boot)", "cleared")]
+    assert "grew 156 MiB steadily over 390 s" in alerts[0].message()
+
+
+def test_monitor_update_carries_values_and_tier_totals() -> None:
+    m = Monitor(Thresholds(cpu_percent=80, memory_percent=85, disk_percent=90))
+    first = m.update(_sys(0, 0, 0, 0.5), None, [_proc(10, 5.0, 1.0)],
+                     tiers={"critical": _cg("/c", 0, 1.0, 10), "low": None})
+    assert first.tiers["critical"].cpu_percent is None  # no previous sample yet
+    assert "cpu_percent" not in first.values
+    second = m.update(_sys(1, 50, 50, 0.5), None, [_proc(10, 5.0, 1.5)],
+                      tiers={"critical": _cg("/c", 2, 3.0, 20), "low": None})
+    assert set(second.tiers) == {"critical"}
+    assert second.values["cpu_percent"] == 50.0
+    assert second.values["memory_percent"] == 50.0
+    assert second.values["tier.critical.cpu_percent"] == 100.0
+    assert second.values["tier.critical.memory_bytes"] == 20.0
+    assert m.history.series("tier.critical.memory_bytes")[-1][1] == 20.0

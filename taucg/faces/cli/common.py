@@ -1,8 +1,7 @@
-"""The `taucg` command line (also installed as `tau-monitor-cli`).
-
-Each command parses, calls the layers below and renders; nothing here holds
-logic another face would need. Heavy modules are imported inside the
-commands that use them, so `taucg --help` and `taucg config` stay fast.
+"""What every command module shares: the click group with its error
+handling (a config problem exits 2, a user error 1, never a traceback),
+the --format and --config options, and the lazy helpers for audit
+records, asyncio and the systemd connection.
 """
 
 from __future__ import annotations

@@ -61,9 +61,9 @@ def tau_monitor(ctx: click.Context, foreground: bool, detach: bool, check: bool,
     if not check:
         ctx.invoke(daemon_cmd, detach=detach, config_path=config_path)
         return
-    from taucg.model.health import evaluate
+    from taucg.faces.cli.monitor_cmds import evaluate_health
 
-    health = evaluate(cfg)
+    health = evaluate_health(cfg)
     verdict = "healthy" if health.healthy else "unhealthy"
     click.echo(f"health {health.score:.2f} ({verdict}, threshold {health.threshold:g})")
     for rec in health.recommendations():

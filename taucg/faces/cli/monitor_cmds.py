@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from taucg.config.loading import load as load_config
+from taucg.config.schema import Config
 from taucg.faces.cli.common import cli, config_option, format_option
 from taucg.faces.render import emit, resolve_format
+
+if TYPE_CHECKING:
+    from taucg.model.health import Health
 
 # ------------------------------------------------------------- resources ---
 
@@ -117,8 +121,28 @@ def health_cmd(detailed: bool, fmt: str, config_path: str | None) -> None:
     """A 0.0-1.0 health score from weighted checks, with recommendations.
 
     Exit 0 when the score is at or above health_score_threshold, 1 below."""
-    from taucg.model.health import evaluate
-
-    health = evaluate(load_config(config_path))
+    health = evaluate_health(load_config(config_path))
     _show_health(health, detailed, fmt)
     raise click.exceptions.Exit(0 if health.healthy else 1)
+
+
+def evaluate_health(cfg: Config, interval: float = 0.5) -> Health:
+    """One health check from the command line: two system samples, the
+    watched services' states from systemd, then the model's score."""
+    import asyncio
+
+    from taucg.actors.systemd_dbus import read_service_states
+    from taucg.model.health import assess, watched_services
+    from taucg.readers.sampler import Sampler
+
+    with Sampler() as sampler:
+        prev = sampler.system()
+        time.sleep(interval)
+        cur = sampler.system()
+
+    async def run() -> Health:
+        units = watched_services(cfg)
+        services = await read_service_states(units) if units else None
+        return await assess(cfg, prev, cur, services)
+
+    return asyncio.run(run())

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from taucg.config.loading import load as load_config
+from taucg.config.schema import Config
 from taucg.faces.cli.common import (
     UserError,
     _connect,
@@ -27,93 +28,39 @@ from taucg.faces.render import emit
 
 @cli.group("recovery", invoke_without_command=True)
 @click.option("--history", "show_history", is_flag=True,
-              help="crash history: counts per unit, MTBF, last failure")
+              help="same as 'taucg recovery history'")
 @click.option("--unit", default=None, help="only this unit (with --history)")
 @click.option("--session", "show_session", is_flag=True,
-              help="the last session snapshot (units, states, state blobs)")
-@click.option("--watch", is_flag=True,
-              help="run the recovery watcher in the foreground until interrupted")
+              help="same as 'taucg recovery session'")
+@click.option("--watch", is_flag=True, help="same as 'taucg recovery watch'")
 @format_option
 @config_option
 @click.pass_context
 def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None,
                  show_session: bool, watch: bool, fmt: str, config_path: str | None) -> None:
-    """Critical units, their recovery policy and whether systemd or taucg restarts them."""
+    """Critical units, their recovery policy and whether systemd or taucg restarts them.
+
+    The flags --history, --session and --watch are the older spellings of
+    the subcommands, kept for the documentation that uses them."""
     if ctx.invoked_subcommand is not None:
         return
-    from taucg.actors import recovery_watcher as rec
-    from taucg.actors.crash_history import CrashHistory
-    from taucg.actors.sqlite_db import StoreError
-    from taucg.config.values import unit_name
-
-    cfg = load_config(config_path)
     if show_session:
-        from taucg.actors.recovery_state import load_snapshot, state_dir
+        ctx.invoke(session_cmd, fmt=fmt, config_path=config_path)
+    elif show_history:
+        ctx.invoke(history_cmd, unit=unit, fmt=fmt, config_path=config_path)
+    elif watch:
+        ctx.invoke(watch_cmd, config_path=config_path)
+    else:
+        _overview(load_config(config_path), fmt)
 
-        snap = load_snapshot(cfg)
-        if snap is None:
-            click.echo(f"no session snapshot yet ({state_dir(cfg) / 'session.json'}); the "
-                       "recovery watcher takes one every 30 s")
-            return
-        rows = [[u, s["active_state"], s["sub_state"]] for u, s in snap["units"].items()]
-        taken = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap["time"]))
-        blobs = ", ".join(snap["blobs"]) or "none"
-        emit(fmt, ["UNIT", "STATE", "SUB"], rows, snap,
-             title=f"session snapshot {taken}; state blobs: {blobs}")
-        return
-    if show_history:
-        path = rec.history_path(cfg)
-        if not path.exists():
-            click.echo(f"no crash history yet ({path})")
-            return
-        try:
-            history = CrashHistory(path)
-        except StoreError as exc:
-            raise UserError(str(exc)) from None
-        wanted = unit_name(unit) if unit else None
-        stats = history.stats(wanted)
-        events = history.events(wanted, limit=50)
-        data = {"units": [{
-            "unit": s.unit, "failures": s.failures, "first": s.first, "last": s.last,
-            "last_result": s.last_result, "mtbf_seconds": s.mtbf_seconds} for s in stats],
-            "events": [{"time": e.time, "unit": e.unit, "result": e.result,
-                        "exit_code": e.exit_code, "signal": e.signal, "attempt": e.attempt,
-                        "action": e.action, "delay": e.delay, "outcome": e.outcome}
-                       for e in events]}
-        rows = [[s.unit, str(s.failures),
-                 "-" if s.mtbf_seconds is None else f"{s.mtbf_seconds:.0f}s",
-                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.last)), s.last_result]
-                for s in stats]
-        emit(fmt, ["UNIT", "FAILURES", "MTBF", "LAST FAILURE", "LAST RESULT"], rows, data,
-             title="crash history")
-        return
-    if watch:
-        if os.geteuid() != 0:
-            raise UserError("the recovery watcher restarts units; run it as root")
 
-        async def watch_forever() -> None:
-            from taucg.actors.crash_history import CrashHistory
-
-            client = await _connect(required=True)
-            history = CrashHistory(rec.history_path(cfg))
-            watcher = rec.RecoveryWatcher(cfg, client, history,
-                                   log=lambda m: click.echo(f"recovery: {m}", err=True))
-            click.echo(f"recovery: watching {', '.join(watcher.units)}", err=True)
-            from taucg.actors.systemd_dbus import Systemd
-
-            try:
-                await watcher.run_forever(lambda: Systemd().connect())
-            finally:
-                await watcher.client.close()
-
-        with contextlib.suppress(KeyboardInterrupt):
-            _run_async(watch_forever())
-        return
+def _overview(cfg: Config, fmt: str) -> None:
+    from taucg.actors.recovery_watcher import unit_overview
 
     async def overview() -> list[dict[str, Any]]:
         client = await _connect(required=False)
         try:
-            return await rec.unit_overview(cfg, client)
+            return await unit_overview(cfg, client)
         finally:
             if client is not None:
                 await client.close()
@@ -124,6 +71,88 @@ def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None,
     emit(fmt, ["UNIT", "STATE", "STRATEGY", "ATTEMPTS", "RESTART=", "RESTARTED BY"], rows,
          {"units": units, "chain": list(cfg.recovery.chain),
           "systemd_restart": cfg.recovery.systemd_restart}, title="recovery")
+
+
+@recovery_cmd.command("session")
+@format_option
+@config_option
+def session_cmd(fmt: str, config_path: str | None) -> None:
+    """The last session snapshot: units, their states, and state blobs."""
+    from taucg.actors.recovery_state import load_snapshot, state_dir
+
+    cfg = load_config(config_path)
+    snap = load_snapshot(cfg)
+    if snap is None:
+        click.echo(f"no session snapshot yet ({state_dir(cfg) / 'session.json'}); the "
+                   "recovery watcher takes one every 30 s")
+        return
+    rows = [[u, s["active_state"], s["sub_state"]] for u, s in snap["units"].items()]
+    taken = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap["time"]))
+    blobs = ", ".join(snap["blobs"]) or "none"
+    emit(fmt, ["UNIT", "STATE", "SUB"], rows, snap,
+         title=f"session snapshot {taken}; state blobs: {blobs}")
+
+
+@recovery_cmd.command("history")
+@click.option("--unit", default=None, help="only this unit")
+@format_option
+@config_option
+def history_cmd(unit: str | None, fmt: str, config_path: str | None) -> None:
+    """Crash history: failures per unit, MTBF, last failure, latest events."""
+    from taucg.actors.crash_history import CrashHistory
+    from taucg.actors.recovery_watcher import history_path
+    from taucg.actors.sqlite_db import StoreError
+    from taucg.config.values import unit_name
+
+    cfg = load_config(config_path)
+    path = history_path(cfg)
+    if not path.exists():
+        click.echo(f"no crash history yet ({path})")
+        return
+    try:
+        history = CrashHistory(path)
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
+    wanted = unit_name(unit) if unit else None
+    stats = history.stats(wanted)
+    events = history.events(wanted, limit=50)
+    data = {"units": [{
+        "unit": s.unit, "failures": s.failures, "first": s.first, "last": s.last,
+        "last_result": s.last_result, "mtbf_seconds": s.mtbf_seconds} for s in stats],
+        "events": [{"time": e.time, "unit": e.unit, "result": e.result,
+                    "exit_code": e.exit_code, "signal": e.signal, "attempt": e.attempt,
+                    "action": e.action, "delay": e.delay, "outcome": e.outcome}
+                   for e in events]}
+    rows = [[s.unit, str(s.failures),
+             "-" if s.mtbf_seconds is None else f"{s.mtbf_seconds:.0f}s",
+             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.last)), s.last_result]
+            for s in stats]
+    emit(fmt, ["UNIT", "FAILURES", "MTBF", "LAST FAILURE", "LAST RESULT"], rows, data,
+         title="crash history")
+
+
+@recovery_cmd.command("watch")
+@config_option
+def watch_cmd(config_path: str | None) -> None:
+    """Run the recovery watcher in the foreground until interrupted (root)."""
+    from taucg.actors.recovery_watcher import RecoveryWatcher
+    from taucg.actors.systemd_dbus import Systemd, SystemdUnavailable
+
+    cfg = load_config(config_path)
+    if os.geteuid() != 0:
+        raise UserError("the recovery watcher restarts units; run it as root")
+
+    async def watch() -> None:
+        try:
+            watcher = await RecoveryWatcher.open(
+                cfg, lambda: Systemd().connect(),
+                log=lambda m: click.echo(f"recovery: {m}", err=True))
+        except SystemdUnavailable as exc:
+            raise UserError(str(exc)) from None
+        await watcher.serve()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run_async(watch())
 
 
 @recovery_cmd.command("save-state")

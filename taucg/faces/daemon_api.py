@@ -1,0 +1,152 @@
+"""The daemon's socket API methods. Reads come from the published
+DaemonState and the monitor's metric series; mutations go through the
+daemon's own actions (reload, apply, safe mode, state blobs), behind
+SO_PEERCRED in socket_api."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from taucg import __version__
+from taucg.actors import records
+from taucg.faces import logs
+from taucg.faces.socket_api import ApiError, Method, Peer, param
+
+if TYPE_CHECKING:
+    from taucg.actors.systemd_dbus import Systemd
+    from taucg.config.schema import Config
+    from taucg.faces.daemon_state import DaemonState
+    from taucg.model.monitor import MetricSeries
+
+
+class DaemonFace(Protocol):
+    """What the API needs of the daemon, and nothing more."""
+
+    cfg: Config
+    state: DaemonState
+    wall_minus_monotonic: float
+
+    @property
+    def history(self) -> MetricSeries: ...
+
+    async def reload(self) -> dict[str, Any]: ...
+
+    async def systemd(self) -> Systemd: ...
+
+    def safe_mode_left(self) -> None: ...
+
+
+def methods(d: DaemonFace) -> dict[str, Method]:
+    async def ping(_peer: Peer, _params: Mapping[str, Any]) -> dict[str, Any]:
+        s = d.state
+        return {"pid": os.getpid(), "version": __version__, "started": s.started,
+                "uptime_seconds": round(time.time() - s.started, 1),
+                "config": s.config_file, "generation": s.generation,
+                "loaded_at": s.loaded_at, "workers": sorted(s.workers),
+                "sweeps": s.sweeps, "interval_seconds": s.interval_seconds}
+
+    async def status(_peer: Peer, _params: Mapping[str, Any]) -> dict[str, Any]:
+        return d.state.status()
+
+    async def health(_peer: Peer, _params: Mapping[str, Any]) -> dict[str, Any] | None:
+        h = d.state.health
+        return h.to_dict() if h else None
+
+    async def alerts(_peer: Peer, params: Mapping[str, Any]) -> dict[str, Any]:
+        count = param(params, "count", int, 50)
+        s = d.state
+        return {"active": list(s.active), "recent": [dict(a) for a in s.alerts[-count:]]}
+
+    async def history(_peer: Peer, params: Mapping[str, Any]) -> dict[str, Any]:
+        wanted = param(params, "metric", str, "")
+        h = d.history
+        window = d.cfg.resource_monitoring.trend_window_seconds
+        offset = d.wall_minus_monotonic
+        out = {}
+        for metric in h.metrics():
+            if wanted and metric != wanted:
+                continue
+            series = [(round(t + offset, 3), v) for t, v in h.series(metric)]
+            out[metric] = {"points": series, "trend_per_second": h.trend(metric, window)}
+        if wanted and not out:
+            raise ApiError("not_found", f"no history for {wanted!r}; metrics: "
+                                        f"{', '.join(h.metrics()) or 'none yet'}")
+        return {"window_seconds": window, "metrics": out}
+
+    async def log_stats(_peer: Peer, _params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [logs.stats(name, path).to_dict()
+                for name, path in logs.log_paths(d.cfg.logging).items()]
+
+    async def log_recent(_peer: Peer, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        count = param(params, "count", int, 20)
+        level = param(params, "level", str, "debug")
+        which = param(params, "log", str, "main")
+        if count < 1 or count > 100_000:
+            raise ApiError("bad_request", "count must be between 1 and 100000")
+        if level not in records.LEVELS:
+            raise ApiError("bad_request", f"level must be one of {', '.join(records.LEVELS)}")
+        paths = logs.log_paths(d.cfg.logging)
+        if which not in paths:
+            raise ApiError("bad_request", f"log must be one of {', '.join(paths)}")
+        return logs.recent(paths[which], count, level)
+
+    async def recovery_state(_peer: Peer, _params: Mapping[str, Any]) -> dict[str, Any]:
+        view = d.state.recovery
+        return {"running": False} if view is None else view.to_dict()
+
+    async def reload(_peer: Peer, _params: Mapping[str, Any]) -> dict[str, Any]:
+        return await d.reload()
+
+    async def apply(peer: Peer, params: Mapping[str, Any]) -> dict[str, Any]:
+        from taucg.actors import apply as ap
+
+        restart_moved = param(params, "restart_moved", bool, False)
+        try:
+            done = await ap.apply_config(d.cfg, await d.systemd(),
+                                         restart_moved=restart_moved, who=peer.describe())
+        except ap.PreflightError as exc:
+            raise ApiError("preflight", "; ".join(str(p) for p in exc.problems)) from None
+        except ap.ApplyError as exc:
+            raise ApiError("apply_failed", str(exc)) from None
+        return done.to_dict()
+
+    async def leave_safe_mode(_peer: Peer, _params: Mapping[str, Any]) -> list[str]:
+        from taucg.actors.recovery_watcher import leave_safe_mode as thaw
+
+        thawed = await thaw(await d.systemd())
+        d.safe_mode_left()
+        return thawed
+
+    async def save_state(_peer: Peer, params: Mapping[str, Any]) -> str:
+        from taucg.actors.recovery_state import save_blob
+        from taucg.config.values import check_unit_name
+
+        try:
+            unit = check_unit_name(param(params, "unit", str))
+        except ValueError as exc:
+            raise ApiError("bad_request", str(exc)) from None
+        source = Path(param(params, "path", str))
+        if not source.is_file():
+            raise ApiError("bad_request", f"{source} is not a file")
+        return str(save_blob(d.cfg, unit, source))
+
+    return {
+        "ping": Method(ping, help="daemon pid, version, uptime, config"),
+        "status": Method(status, help="the last sweep: system and tiers"),
+        "health": Method(health, help="the last health check"),
+        "alerts": Method(alerts, help="recent alerts; which are active"),
+        "history": Method(history, help="metric series and trends"),
+        "logs.stats": Method(log_stats, help="sizes, levels, rotations"),
+        "logs.recent": Method(log_recent, help="the last N records"),
+        "recovery.state": Method(recovery_state, help="watched units, safe mode"),
+        "reload": Method(reload, mutation=True, help="reload the config"),
+        "apply": Method(apply, mutation=True, help="taucg apply, in the daemon"),
+        "recovery.leave_safe_mode": Method(leave_safe_mode, mutation=True,
+                                           help="thaw the tiers safe mode froze"),
+        "recovery.save_state": Method(save_state, mutation=True,
+                                      help="keep a file as a unit's state blob"),
+    }

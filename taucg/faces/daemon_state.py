@@ -1,0 +1,70 @@
+"""The daemon's published state: one immutable snapshot, replaced whole
+by the worker that changed something and read whole by the socket API and
+the metrics thread. A reader never sees half an update, and nothing
+outside the daemon reaches into its workers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from taucg.model.monitor import TierUsage
+
+if TYPE_CHECKING:
+    from taucg.actors.recovery_watcher import RecoveryView
+    from taucg.model.health import Health
+
+ALERTS_KEPT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The last sweep."""
+
+    time: float  # wall clock
+    seconds: float  # what the sweep cost
+    processes: int
+    cpu_percent: float | None
+    memory_percent: float | None
+    tiers: Mapping[str, TierUsage]
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonState:
+    pid: int
+    version: str
+    started: float
+    config_file: str | None
+    generation: int
+    loaded_at: float
+    interval_seconds: int
+    workers: tuple[str, ...] = ()
+    sweeps: int = 0
+    sweep_seconds_total: float = 0.0
+    last: Tick | None = None
+    placements: int = 0
+    alerts: tuple[Mapping[str, Any], ...] = ()  # the most recent, oldest first
+    health: Health | None = None
+    recovery: RecoveryView | None = None
+    metrics_address: str | None = None
+    active: tuple[str, ...] = field(default=())  # metrics whose last alert raised
+
+    def with_alerts(self, new: list[Mapping[str, Any]]) -> DaemonState:
+        from dataclasses import replace
+
+        alerts = (self.alerts + tuple(new))[-ALERTS_KEPT:]
+        on: dict[str, bool] = {}
+        for a in alerts:
+            on[str(a["metric"])] = a["state"] == "raised"
+        return replace(self, alerts=alerts, active=tuple(m for m, up in on.items() if up))
+
+    def status(self) -> dict[str, Any]:
+        t = self.last
+        if t is None:
+            return {"sweeps": 0}
+        return {"sweeps": self.sweeps, "time": t.time, "sweep_seconds": t.seconds,
+                "processes": t.processes, "cpu_percent": t.cpu_percent,
+                "memory_percent": t.memory_percent,
+                "tiers": {k: asdict(v) for k, v in t.tiers.items()},
+                "placements": self.placements}
