@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from taucg.faces.socket_api import DaemonNotRunning, call
+from tests.support.configs import Section, daemon_config
 
 BIN = Path(sys.executable).parent
 
@@ -52,30 +53,6 @@ class RunningDaemon:
         return self.proc.returncode
 
 
-def write_config(root: Path, group: str = "root", extra: str = "") -> Path:
-    config = root / "taucg.toml"
-    config.write_text(f"""
-[resource_monitoring]
-interval_seconds = 1
-[health_checking]
-check_interval_seconds = 2
-[logging]
-log_file_path = "{root}/log/monitor.log"
-audit_log_path = "{root}/log/audit.log"
-performance_log_path = "{root}/log/performance.log"
-journald = false
-[crash_recovery]
-state_directory = "{root}/state"
-session_state_path = "{root}/session"
-[daemon]
-socket_path = "{root}/taucg.sock"
-socket_group = "{group}"
-pidfile = "{root}/taucg.pid"
-{extra}
-""")
-    return config
-
-
 def wait_until_serving(sock: Path, proc: subprocess.Popen[bytes] | None,
                        timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
@@ -106,8 +83,8 @@ def daemon_root() -> Iterator[Path]:
 def start_daemon(daemon_root: Path) -> Iterator[object]:
     started: list[RunningDaemon] = []
 
-    def start(group: str = "root", extra: str = "") -> RunningDaemon:
-        config = write_config(daemon_root, group, extra)
+    def start(group: str = "root", **sections: Section) -> RunningDaemon:
+        config = daemon_config(daemon_root, group, **sections)
         # A file, not a pipe: nobody drains a pipe while the test runs.
         with open(daemon_root / "daemon.out", "ab") as out:
             proc = subprocess.Popen([str(BIN / "taucg"), "daemon", "--config", str(config)],

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from taucg.faces.socket_api import DaemonError, DaemonNotRunning, call
+from tests.support.cli import taucg
 
 NOBODY = 65534
 
@@ -216,8 +216,7 @@ def test_sigterm_stops_cleanly_and_removes_the_socket(start_daemon: Any) -> None
 
 def test_a_second_daemon_on_the_same_socket_is_refused(start_daemon: Any) -> None:
     d = start_daemon()
-    r = subprocess.run([sys.executable, "-m", "taucg", "daemon", "--config", str(d.config)],
-                       capture_output=True, check=False, text=True, timeout=60)
+    r = taucg("daemon", config=d.config, check=False, timeout=60)
     assert r.returncode == 1
     assert "another taucg daemon answers" in r.stdout + r.stderr
     assert d.call("ping")["pid"] == d.proc.pid
@@ -238,7 +237,7 @@ def test_metrics_endpoint_serves_the_daemon_state(start_daemon: Any) -> None:
     with socket.socket() as s:  # a free loopback port
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    d = start_daemon(extra=f'metrics_address = "127.0.0.1:{port}"')
+    d = start_daemon(daemon={"metrics_address": f"127.0.0.1:{port}"})
     deadline = time.monotonic() + 30
     while d.call("status")["sweeps"] < 2 and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.support.cli import taucg
+
 CORPUS = sorted((Path(__file__).resolve().parents[1] / "data" / "bad-configs").glob("*.toml"))
-TAUCG = [sys.executable, "-m", "taucg"]
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*TAUCG, *args], capture_output=True, text=True, timeout=60,
-                          check=False)
 
 
 def test_every_bad_config_exits_2_without_traceback() -> None:
     for path in CORPUS:
-        r = run("config", "check", str(path))
+        r = taucg("config", "check", str(path), check=False, timeout=60)
         assert r.returncode == 2, (path.name, r.stdout, r.stderr)
         assert "Traceback" not in r.stderr, path.name
         assert str(path) in r.stderr
@@ -27,7 +21,7 @@ def test_every_bad_config_exits_2_without_traceback() -> None:
 def test_config_json_names_sources(tmp_path: Path) -> None:
     f = tmp_path / "admin.toml"
     f.write_text("[tiers.low]\ncpu_weight = 25\n")
-    r = run("config", "--tiers", "--format", "json", "--config", str(f))
+    r = taucg("config", "--tiers", "--format", "json", config=f, check=False, timeout=60)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["config"]["tiers"]["low"]["cpu_weight"] == 25
@@ -36,7 +30,7 @@ def test_config_json_names_sources(tmp_path: Path) -> None:
 
 
 def test_resources_json_is_live() -> None:
-    r = run("resources", "--format", "json", "--interval", "0.1")
+    r = taucg("resources", "--format", "json", "--interval", "0.1", check=False, timeout=60)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["memory"]["total"] > 0
@@ -44,7 +38,7 @@ def test_resources_json_is_live() -> None:
 
 
 def test_bad_option_is_a_usage_error() -> None:
-    r = run("config", "--format", "yaml")
+    r = taucg("config", "--format", "yaml", check=False, timeout=60)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert "yaml" in r.stderr

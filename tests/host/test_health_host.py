@@ -12,11 +12,7 @@ import psutil
 from taucg.config.loading import loads
 from taucg.model.health import check_memory
 from taucg.readers.sampler import Sampler
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "taucg", *args], capture_output=True,
-                          text=True, timeout=120, check=False)
+from tests.support.cli import taucg
 
 
 def test_memory_check_agrees_with_psutil() -> None:
@@ -28,7 +24,7 @@ def test_memory_check_agrees_with_psutil() -> None:
 
 
 def test_health_json_names_every_configured_check() -> None:
-    r = run("health", "--format", "json")
+    r = taucg("health", "--format", "json", check=False, timeout=120)
     assert r.returncode in (0, 1), r.stderr
     data = json.loads(r.stdout)
     names = [c["name"] for c in data["checks"]]
@@ -44,7 +40,7 @@ def test_unhealthy_exits_1_with_a_recommendation_naming_the_metric(tmp_path: Pat
                    "[health_checking]\nhealth_score_threshold = 1.0\n"
                    'system_health_checks = ["memory_usage"]\nservice_health_checks = []\n')
     assert loads(cfg.read_text()).health_checking.health_score_threshold == 1.0
-    r = run("health", "--config", str(cfg))
+    r = taucg("health", config=cfg, check=False, timeout=120)
     assert r.returncode == 1
     assert "recommendation: memory_usage at" in r.stdout
     assert "is above 0%" in r.stdout

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.host.conftest import BIN, wait_until_serving
+from tests.support.configs import daemon_config
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 # health and tau-monitor --check answer 1 below health_score_threshold (documented).
@@ -92,9 +93,7 @@ def test_every_seed_command_line_runs(start_daemon: Any) -> None:
 
 
 def test_commands_needing_the_daemon_say_so(daemon_root: Path) -> None:
-    from tests.host.conftest import write_config
-
-    env = {**os.environ, "TAUCG_CONFIG": str(write_config(daemon_root))}
+    env = {**os.environ, "TAUCG_CONFIG": str(daemon_config(daemon_root))}
     for line in ("tau-monitor-cli logs --stats", "taucg alerts", "taucg history"):
         r = run(line, env, 60)
         assert r.returncode == 3, (line, r.stdout, r.stderr)
@@ -113,9 +112,7 @@ def test_tau_monitor_daemon_refuses_a_second_one(start_daemon: Any) -> None:
 
 
 def test_tau_monitor_wants_exactly_one_mode(daemon_root: Path) -> None:
-    from tests.host.conftest import write_config
-
-    env = {**os.environ, "TAUCG_CONFIG": str(write_config(daemon_root))}
+    env = {**os.environ, "TAUCG_CONFIG": str(daemon_config(daemon_root))}
     for line in ("tau-monitor", "tau-monitor --daemon --check"):
         r = run(line, env, 60)
         assert r.returncode == 2, (line, r.stdout, r.stderr)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from taucg.actors.systemd_dbus import BlockingSystemd
+from tests.support.blocking_systemd import BlockingSystemd
 
 from .helpers import CGROUP_ROOT, Units
 

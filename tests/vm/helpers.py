@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from taucg.actors.systemd_dbus import UNIT, BlockingSystemd, SystemdError
+from taucg.actors.systemd_dbus import UNIT, SystemdError
+from tests.support.blocking_systemd import BlockingSystemd
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 

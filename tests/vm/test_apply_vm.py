@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -13,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from taucg.actors.apply import desired_files
-from taucg.actors.systemd_dbus import SERVICE, BlockingSystemd
+from taucg.actors.systemd_dbus import SERVICE
 from taucg.config import loading
+from tests.support.blocking_systemd import BlockingSystemd
+from tests.support.cli import taucg
+from tests.support.configs import write_config
 
 from .helpers import CGROUP_ROOT, Units, cgroup_dir, unit_state, wait_for
 
@@ -23,27 +25,12 @@ TAU = CGROUP_ROOT / "tau.slice"
 TIERS = ("critical", "high", "normal", "low", "background")
 
 
-def taucg(*args: str, env: dict[str, str] | None = None, check: bool = True
-          ) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run([sys.executable, "-m", "taucg", *args], capture_output=True,
-                       text=True, timeout=600, env={**os.environ, **(env or {})}, check=False)
-    if check and r.returncode != 0:
-        pytest.fail(f"taucg {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r
-
-
 def tier_cg(tier: str) -> Path:
     return TAU / f"tau-{tier}.slice"
 
 
 def read(tier: str, name: str) -> str:
     return (tier_cg(tier) / name).read_text().strip()
-
-
-def write_config(tmp: Path, text: str) -> str:
-    path = tmp / "taucg.toml"
-    path.write_text(text)
-    return str(path)
 
 
 def total_memory() -> int:
@@ -136,8 +123,8 @@ def test_second_apply_changes_nothing(report: Callable[[str], None]) -> None:
 
 
 def test_dry_run_shows_exactly_the_changed_keys(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, "[tiers.low]\ncpu_weight = 25\n")
-    r = taucg("apply", "--dry-run", "--config", cfg, "--format", "json", check=False)
+    cfg = write_config(tmp_path / "taucg.toml", tiers={"low": {"cpu_weight": 25}})
+    r = taucg("apply", "--dry-run", "--format", "json", config=cfg, check=False)
     assert r.returncode == 10, r.stdout + r.stderr
     plan = json.loads(r.stdout)
     assert [(p["unit"], p["name"], p["before"], p["after"]) for p in plan["properties"]] == [
@@ -187,9 +174,9 @@ def test_memory_max_kills_background_not_critical(systemd: BlockingSystemd, unit
                                                   tmp_path: Path) -> None:
     # No MemoryHigh: with it the kernel throttles the hog for minutes before
     # MemoryMax is reached, and this test is about the kill.
-    cfg = write_config(tmp_path, '[tiers.background]\nmemory_high = "infinity"\n'
-                                 'memory_max = "128M"\n')
-    taucg("apply", "--config", cfg)
+    cfg = write_config(tmp_path / "taucg.toml",
+                       tiers={"background": {"memory_high": "infinity", "memory_max": "128M"}})
+    taucg("apply", config=cfg)
     try:
         assert read("background", "memory.max") == str(128 << 20)
         code = "import time\nx = b'x' * (200 << 20)\ntime.sleep(600)"
@@ -210,8 +197,9 @@ def test_memory_max_kills_background_not_critical(systemd: BlockingSystemd, unit
 
 def test_allowed_cpus_is_the_affinity_and_tasks_max_refuses_forks(
         systemd: BlockingSystemd, units: Units, tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, '[tiers.low]\nallowed_cpus = "1"\ntasks_max = 8\n')
-    taucg("apply", "--config", cfg)
+    cfg = write_config(tmp_path / "taucg.toml",
+                       tiers={"low": {"allowed_cpus": "1", "tasks_max": 8}})
+    taucg("apply", config=cfg)
     try:
         assert read("low", "cpuset.cpus.effective") == "1"
         assert read("low", "pids.max") == "8"
@@ -245,11 +233,12 @@ def test_allowed_cpus_is_the_affinity_and_tasks_max_refuses_forks(
 def test_kill_9_at_each_step_then_converge(step: str, systemd: BlockingSystemd,
                                            tmp_path: Path) -> None:
     old = unit_files()
-    cfg = write_config(tmp_path, "[tiers.normal]\ncpu_weight = 150\nio_weight = 150\n"
-                                 "[tiers.high]\ncpu_weight = 450\n")
+    cfg = write_config(tmp_path / "taucg.toml",
+                       tiers={"normal": {"cpu_weight": 150, "io_weight": 150},
+                              "high": {"cpu_weight": 450}})
     new = {path: text.encode() for path, text in desired_files(
         loading.load(cfg), UNIT_DIR, total_memory()).items()}
-    r = taucg("apply", "--config", cfg, env={"TAUCG_APPLY_KILL_AT": step}, check=False)
+    r = taucg("apply", config=cfg, env={"TAUCG_APPLY_KILL_AT": step}, check=False)
     assert r.returncode == -9, (r.returncode, r.stdout, r.stderr)
     now = unit_files()
     for path, content in now.items():
@@ -257,7 +246,7 @@ def test_kill_9_at_each_step_then_converge(step: str, systemd: BlockingSystemd,
         assert content in (old.get(path), new.get(path)), path
     if step != "file":
         assert now == {p: new[p] for p in now}  # all files were written before the kill
-    taucg("apply", "--config", cfg)
+    taucg("apply", config=cfg)
     assert read("normal", "cpu.weight") == "150"
     assert read("high", "cpu.weight") == "450"
     assert not list(UNIT_DIR.glob(".*.taucg-*"))
@@ -267,8 +256,8 @@ def test_kill_9_at_each_step_then_converge(step: str, systemd: BlockingSystemd,
 
 def test_failure_halfway_restores_the_files(tmp_path: Path) -> None:
     old = unit_files()
-    cfg = write_config(tmp_path, "[tiers.normal]\ncpu_weight = 175\n")
-    r = taucg("apply", "--config", cfg, env={"TAUCG_APPLY_FAIL_AT": "properties"}, check=False)
+    cfg = write_config(tmp_path / "taucg.toml", tiers={"normal": {"cpu_weight": 175}})
+    r = taucg("apply", config=cfg, env={"TAUCG_APPLY_FAIL_AT": "properties"}, check=False)
     assert r.returncode == 1
     assert "failed while setting live properties" in r.stderr
     assert "Restored 1 file(s)" in r.stderr
@@ -286,13 +275,13 @@ def test_service_moves_only_with_restart_moved(systemd: BlockingSystemd,
     systemd.reload()
     systemd.start(unit)
     try:
-        cfg = write_config(tmp_path, '[tiers.high]\nunits = ["taucg-test-web"]\n')
-        first = taucg("apply", "--config", cfg)
+        cfg = write_config(tmp_path / "taucg.toml", tiers={"high": {"units": ["taucg-test-web"]}})
+        first = taucg("apply", config=cfg)
         assert "restart needed to change tier: taucg-test-web.service" in first.stdout
         assert cgroup_dir(systemd, unit).parent.name == "system.slice"
-        again = taucg("apply", "--config", cfg)  # still listed until restarted
+        again = taucg("apply", config=cfg)  # still listed until restarted
         assert "restart needed to change tier: taucg-test-web.service" in again.stdout
-        taucg("apply", "--config", cfg, "--restart-moved")
+        taucg("apply", "--restart-moved", config=cfg)
         assert unit_state(systemd, unit) == "active"
         assert cgroup_dir(systemd, unit).parent == tier_cg("high")
         back = taucg("apply", "--format", "json")  # the default: no longer placed

@@ -11,22 +11,23 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from taucg.actors.systemd_dbus import BlockingSystemd
+from tests.support.blocking_systemd import BlockingSystemd
+from tests.support.cli import taucg, taucg_argv
+from tests.support.configs import merged, write_config
 
 from .helpers import CGROUP_ROOT, Units, wait_for
 
-TAUCG = [sys.executable, "-m", "taucg"]
-
-
-def taucg(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run([*TAUCG, *args], capture_output=True, text=True, timeout=600,
-                       check=False)
-    if check and r.returncode != 0:
-        pytest.fail(f"taucg {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r
+# Per-process limits for what the rule places, and a tier admission cap high
+# enough for the burst test.
+PROCS_CONFIG: dict[str, Any] = {
+    "process_management": {"memory_limit_mb": 64, "cpu_limit_percent": 50.0,
+                           "max_concurrent_processes": 300},
+    "rules": [{"name": "prey", "comm": "taucg-prey*", "tier": "low"}],
+}
 
 
 def cgroup_of(pid: int) -> str:
@@ -38,20 +39,8 @@ def cgroup_of(pid: int) -> str:
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    d = tmp_path_factory.mktemp("procs")
-    path = d / "taucg.toml"
-    path.write_text("""
-[process_management]
-memory_limit_mb = 64
-cpu_limit_percent = 50.0
-max_concurrent_processes = 300
-
-[[rules]]
-name = "prey"
-comm = "taucg-prey*"
-tier = "low"
-""")
-    taucg("apply", "--config", str(path))
+    path = write_config(tmp_path_factory.mktemp("procs") / "taucg.toml", **PROCS_CONFIG)
+    taucg("apply", config=path)
     yield str(path)
     taucg("apply")
 
@@ -67,7 +56,7 @@ def prey(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def follower(cfg: str) -> Iterator[subprocess.Popen[str]]:
-    p = subprocess.Popen([*TAUCG, "classify", "--follow", "--format", "json", "--config", cfg],
+    p = subprocess.Popen(taucg_argv("classify", "--follow", "--format", "json", config=cfg),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(15)  # start-up under emulation: imports, first full pass
     assert p.poll() is None, p.stderr.read() if p.stderr else ""
@@ -130,13 +119,13 @@ def test_per_process_memory_max_kills_a_hog(follower: subprocess.Popen[str], uni
 
 
 def test_run_passes_exit_status_limits_and_namespaces(cfg: str) -> None:
-    assert taucg("run", "--config", cfg, "--tier", "normal", "--", "/bin/sh", "-c",
-                 "exit 3", check=False).returncode == 3
-    r = taucg("run", "--config", cfg, "--tier", "low", "--isolate", "net,pid",
+    assert taucg("run", "--tier", "normal", "--", "/bin/sh", "-c", "exit 3",
+                 config=cfg, check=False).returncode == 3
+    r = taucg("run", "--tier", "low", "--isolate", "net,pid",
               "--memory", "256M", "--cpu", "25%", "--", "/bin/sh", "-c",
               "echo pid=$$; ls /sys/class/net; "
               "cat /sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/memory.max; "
-              "cat /sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/cpu.max")
+              "cat /sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/cpu.max", config=cfg)
     lines = r.stdout.split()
     assert len(lines) == 5, r.stdout
     assert lines[0] == "pid=1"
@@ -147,16 +136,16 @@ def test_run_passes_exit_status_limits_and_namespaces(cfg: str) -> None:
 
 def test_run_refuses_a_full_tier(cfg: str, systemd: BlockingSystemd, units: Units,
                                  tmp_path: Path) -> None:
-    small = tmp_path / "small.toml"
-    small.write_text(Path(cfg).read_text().replace("max_concurrent_processes = 300",
-                                                   "max_concurrent_processes = 2"))
+    # cfg is requested for its apply: tau-low.slice must exist for the fillers.
+    small = write_config(tmp_path / "small.toml", **merged(
+        PROCS_CONFIG, {"process_management": {"max_concurrent_processes": 2}}))
     for _ in range(2):
         systemd.start_transient(units.name("filler"), {
             "Description": "taucg test: fills the low tier",
             "Slice": "tau-low.slice",
             "ExecStart": [("/bin/sleep", ["/bin/sleep", "600"], False)],
         })
-    r = taucg("run", "--config", str(small), "--tier", "low", "--", "true", check=False)
+    r = taucg("run", "--tier", "low", "--", "true", config=small, check=False)
     assert r.returncode == 1
     assert "tier low is full: 2 processes of max_concurrent_processes=2" in r.stderr
 
@@ -215,10 +204,10 @@ def test_rule_pins_a_service_process_that_stays_in_its_unit(
     systemd.start_transient(svc, {"Description": "taucg test: pinned service",
                                   "ExecStart": [(str(exe), [str(exe), "600"], False)]})
     pid = systemd.get_property(svc, "MainPID", "org.freedesktop.systemd1.Service")
-    r = taucg("classify", "--config", str(conf))
+    r = taucg("classify", config=conf)
     assert f"pinned (stays in its service) {pid} (taucg-pin) in high" in r.stdout
     assert sorted(os.sched_getaffinity(pid)) == [1]
     assert cgroup_of(pid).endswith(f"/{svc}")  # not moved out of its service
-    why = taucg("processes", "--why", str(pid), "--config", str(conf)).stdout
+    why = taucg("processes", "--why", str(pid), config=conf).stdout
     assert "rule 1 matched" in why
     assert "a service stays in its unit" in why

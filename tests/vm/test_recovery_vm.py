@@ -11,16 +11,19 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from taucg.actors.crash_history import CrashEvent, CrashHistory
-from taucg.actors.systemd_dbus import BlockingSystemd, SystemdError
+from taucg.actors.systemd_dbus import SystemdError
+from tests.support.blocking_systemd import BlockingSystemd
+from tests.support.cli import taucg, taucg_argv
+from tests.support.configs import Section, merged, write_config
 
 from .helpers import CGROUP_ROOT, unit_state, wait_for
 
 UNIT_DIR = Path("/etc/systemd/system")
-TAUCG = [sys.executable, "-m", "taucg"]
 CRASHY = "tau-crashy.service"
 OK_MARK = Path("/run/taucg-crashy-ok")
 
@@ -28,14 +31,6 @@ OK_MARK = Path("/run/taucg-crashy-ok")
 CRASHY_UNIT = f"""[Service]
 ExecStart=/bin/sh -c 'if [ -e {OK_MARK} ]; then exec sleep infinity; fi; sleep 1; kill -SEGV $$$$'
 """
-
-
-def taucg(*args: str) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run([*TAUCG, *args], capture_output=True, text=True, timeout=600,
-                       check=False)
-    if r.returncode != 0:
-        pytest.fail(f"taucg {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r
 
 
 @pytest.fixture
@@ -52,14 +47,19 @@ def crashy(systemd: BlockingSystemd) -> Iterator[str]:
     systemd.reload()
 
 
-def watcher(tmp_path: Path, extra: str, critical: str = '"tau-crashy"'
+def crashy_policy(**service: Any) -> dict[str, Any]:
+    """The [recovery] table with one [recovery.services."tau-crashy.service"]."""
+    return {"services": {CRASHY: service}}
+
+
+def watcher(tmp_path: Path, critical: tuple[str, ...] = ("tau-crashy",), **sections: Section
             ) -> tuple[subprocess.Popen[str], Path]:
     state = tmp_path / "state"
-    cfg = tmp_path / "taucg.toml"
-    cfg.write_text(f'[crash_recovery]\ncritical_processes = [{critical}]\n'
-                   f'state_directory = "{state}"\nrecovery_timeout_seconds = 60\n'
-                   f'session_state_path = "{tmp_path / "session"}"\n{extra}')
-    p = subprocess.Popen([*TAUCG, "recovery", "--watch", "--config", str(cfg)],
+    base = {"crash_recovery": {"critical_processes": list(critical), "state_directory": state,
+                               "recovery_timeout_seconds": 60,
+                               "session_state_path": tmp_path / "session"}}
+    cfg = write_config(tmp_path / "taucg.toml", **merged(base, sections))
+    p = subprocess.Popen(taucg_argv("recovery", "--watch", config=cfg),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(15)  # imports and Subscribe under emulation
     assert p.poll() is None, p.stderr.read() if p.stderr else ""
@@ -86,7 +86,7 @@ def stop(p: subprocess.Popen[str]) -> str:
 
 def test_segv_is_restarted_through_dbus(systemd: BlockingSystemd, crashy: str,
                                         tmp_path: Path) -> None:
-    p, db = watcher(tmp_path, '[recovery.services."tau-crashy.service"]\nstrategy = "restart"\n')
+    p, db = watcher(tmp_path, recovery=crashy_policy(strategy="restart"))
     try:
         systemd.start(crashy)
         wait_for(lambda: rows(db), 120, "the crash to be recorded")
@@ -105,11 +105,10 @@ def test_segv_is_restarted_through_dbus(systemd: BlockingSystemd, crashy: str,
 
 def test_backoff_grows_and_resets_after_stable_uptime(systemd: BlockingSystemd, crashy: str,
                                                       tmp_path: Path) -> None:
-    p, db = watcher(tmp_path, '[recovery]\nstable_seconds = 20.0\n'
-                              '[recovery.services."tau-crashy.service"]\n'
-                              'strategy = "restart_with_backoff"\nmax_attempts = 10\n'
-                              'delay_seconds = 1.0\nmax_delay_seconds = 6.0\n'
-                              'backoff_multiplier = 2.0\n')
+    p, db = watcher(tmp_path, recovery={
+        "stable_seconds": 20.0,
+        **crashy_policy(strategy="restart_with_backoff", max_attempts=10, delay_seconds=1.0,
+                        max_delay_seconds=6.0, backoff_multiplier=2.0)})
     try:
         systemd.start(crashy)
         wait_for(lambda: len([r for r in rows(db) if r.outcome != "pending"]) >= 4, 300,
@@ -142,9 +141,9 @@ def test_safe_mode_freezes_low_and_background_then_notifies(systemd: BlockingSys
                                                             crashy: str,
                                                             tmp_path: Path) -> None:
     taucg("apply")
-    p, db = watcher(tmp_path, '[recovery]\nchain = ["restart", "fallback_to_safe_mode", '
-                              '"notify_admin"]\n[recovery.services."tau-crashy.service"]\n'
-                              'strategy = "restart"\nmax_attempts = 2\n')
+    p, db = watcher(tmp_path, recovery={
+        "chain": ["restart", "fallback_to_safe_mode", "notify_admin"],
+        **crashy_policy(strategy="restart", max_attempts=2)})
     try:
         systemd.start(crashy)
         wait_for(lambda: any(r.action == "notify_admin" and r.outcome != "pending"
@@ -178,8 +177,7 @@ def test_history_records_an_oom_kill(systemd: BlockingSystemd, crashy: str,
     (UNIT_DIR / crashy).write_text(
         f"[Service]\nMemoryMax=48M\nMemorySwapMax=0\nExecStart={sys.executable} -S -c \"{code}\"\n")
     systemd.reload()
-    p, db = watcher(tmp_path, '[recovery.services."tau-crashy.service"]\n'
-                              'strategy = "notify_admin"\n')
+    p, db = watcher(tmp_path, recovery=crashy_policy(strategy="notify_admin"))
     try:
         systemd.start(crashy, wait=False)
         wait_for(lambda: any(r.outcome != "pending" for r in rows(db)), 240,
@@ -188,8 +186,8 @@ def test_history_records_an_oom_kill(systemd: BlockingSystemd, crashy: str,
         assert first.result == "oom-kill"
         assert first.signal == 9
         assert first.outcome.startswith("notified")
-        hist = json.loads(taucg("recovery", "--history", "--format", "json", "--config",
-                                str(tmp_path / "taucg.toml")).stdout)
+        hist = json.loads(taucg("recovery", "--history", "--format", "json",
+                                config=tmp_path / "taucg.toml").stdout)
         assert hist["units"][0]["unit"] == crashy
         assert hist["events"][0]["result"] == "oom-kill"
     finally:
@@ -206,19 +204,17 @@ def test_session_state_is_saved_and_restored(systemd: BlockingSystemd, crashy: s
     try:
         systemd.start(crashy)
         systemd.start(companion)
-        p, db = watcher(tmp_path, '[recovery.services."tau-crashy.service"]\n'
-                                  'strategy = "restart"\n',
-                        critical='"tau-crashy", "tau-companion"')
-        cfg = str(tmp_path / "taucg.toml")
+        p, db = watcher(tmp_path, critical=("tau-crashy", "tau-companion"),
+                        recovery=crashy_policy(strategy="restart"))
+        cfg = tmp_path / "taucg.toml"
         blob = tmp_path / "blob.bin"
         blob.write_bytes(b"cursor=42\n")
-        taucg("recovery", "save-state", crashy, str(blob), "--config", cfg)
+        taucg("recovery", "save-state", crashy, str(blob), config=cfg)
         snap_file = tmp_path / "session" / "session.json"
         wait_for(lambda: snap_file.exists() and crashy in snap_file.read_text(), 60,
                  "a session snapshot")
         time.sleep(31)  # the next snapshot also lists the blob
-        snap = json.loads(taucg("recovery", "--session", "--format", "json", "--config",
-                                cfg).stdout)
+        snap = json.loads(taucg("recovery", "--session", "--format", "json", config=cfg).stdout)
         assert snap["units"][companion]["active_state"] == "active"
         assert snap["blobs"] == [crashy]
         OK_MARK.unlink()
@@ -261,8 +257,7 @@ def test_bench_recovery_against_systemd_restart(systemd: BlockingSystemd, crashy
                                 "Restart=always\nRestartSec=0\n")
     systemd.reload()
     OK_MARK.touch()  # crashy stays up until killed
-    p, _db = watcher(tmp_path, '[recovery.services."tau-crashy.service"]\n'
-                               'strategy = "restart"\n')
+    p, _db = watcher(tmp_path, recovery=crashy_policy(strategy="restart"))
     try:
         systemd.start(crashy)
         systemd.start(own)
@@ -285,8 +280,7 @@ def test_a_crash_during_a_bus_outage_is_found_by_the_rescan(systemd: BlockingSys
                                                             tmp_path: Path) -> None:
     OK_MARK.touch()
     systemd.start(crashy)
-    p, db = watcher(tmp_path, '[recovery.services."tau-crashy.service"]\n'
-                              'strategy = "restart"\n')
+    p, db = watcher(tmp_path, recovery=crashy_policy(strategy="restart"))
     try:
         # systemctl talks to PID 1 over its private socket: it works without dbus.
         subprocess.run(["systemctl", "stop", "dbus.socket", "dbus.service"], check=True)
@@ -316,10 +310,10 @@ def with_own_restart(systemd: BlockingSystemd, crashy: str, restart_sec: int) ->
 def test_a_unit_with_its_own_restart_is_left_to_systemd(systemd: BlockingSystemd, crashy: str,
                                                        tmp_path: Path) -> None:
     with_own_restart(systemd, crashy, restart_sec=1)
-    p, db = watcher(tmp_path, "")  # systemd_restart = "defer", the default
+    p, db = watcher(tmp_path)  # systemd_restart = "defer", the default
     try:
-        over = json.loads(taucg("recovery", "--format", "json", "--config",
-                                str(tmp_path / "taucg.toml")).stdout)
+        over = json.loads(taucg("recovery", "--format", "json",
+                                config=tmp_path / "taucg.toml").stdout)
         row = next(u for u in over["units"] if u["unit"] == crashy)
         assert row["systemd_restart"] == "on-failure"
         assert row["handled_by"] == "systemd (taucg defers)"
@@ -338,8 +332,8 @@ def test_a_unit_with_its_own_restart_is_left_to_systemd(systemd: BlockingSystemd
 def test_take_over_turns_off_the_units_own_restart(systemd: BlockingSystemd, crashy: str,
                                                    tmp_path: Path) -> None:
     with_own_restart(systemd, crashy, restart_sec=30)
-    p, db = watcher(tmp_path, '[recovery]\nsystemd_restart = "take_over"\n'
-                              '[recovery.services."tau-crashy.service"]\nstrategy = "restart"\n')
+    p, db = watcher(tmp_path, recovery={"systemd_restart": "take_over",
+                                        **crashy_policy(strategy="restart")})
     try:
         systemd.start(crashy)
         wait_for(lambda: rows(db), 120, "the crash to be recorded")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from taucg.actors.systemd_dbus import SERVICE, BlockingSystemd, NoSuchUnit
+from taucg.actors.systemd_dbus import SERVICE, NoSuchUnit
+from tests.support.blocking_systemd import BlockingSystemd
 
 from .helpers import CGROUP_ROOT, Units, cgroup_dir, unit_state, wait_for
 

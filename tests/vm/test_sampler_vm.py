@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 import time
 
-from taucg.actors.systemd_dbus import SERVICE, BlockingSystemd
+from taucg.actors.systemd_dbus import SERVICE
 from taucg.readers.sampler import Sampler
+from tests.support.blocking_systemd import BlockingSystemd
 
 from .helpers import Units, cgroup_dir, unit_state, wait_for
 

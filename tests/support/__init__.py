@@ -1,0 +1,2 @@
+"""What the host and VM test tiers share: one way to run the `taucg`
+command, one way to write a config file, and a blocking systemd client."""
