@@ -44,6 +44,12 @@ def test_setns_error_names_the_fd_and_kind() -> None:
         os.close(fd)
 
 
+
+def ionice_of(pid: int) -> str:
+    """The IO priority as util-linux reads it back, independent of our code."""
+    return subprocess.run(["ionice", "-p", str(pid)], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="unprivileged mount fails with EPERM first")
 def test_mount_error_names_source_target_and_type(tmp_path: Path) -> None:
     said = (f"mount('none' on '{tmp_path}', type 'taucg-no-such-fs', MS_NOSUID): "
@@ -71,12 +77,10 @@ def test_ioprio_set_sets_what_ionice_reads_back() -> None:
     try:
         # Lowering a process's own IO priority needs no privilege.
         syscalls.ioprio_set(child.pid, syscalls.IOPRIO_CLASS_BE, 6)
-        shown = subprocess.run(["ionice", "-p", str(child.pid)], capture_output=True,
-                               text=True, check=True).stdout.strip()
+        shown = ionice_of(child.pid)
         assert shown == "best-effort: prio 6"
         syscalls.ioprio_set(child.pid, syscalls.IOPRIO_CLASS_IDLE, 0)
-        shown = subprocess.run(["ionice", "-p", str(child.pid)], capture_output=True,
-                               text=True, check=True).stdout.strip()
+        shown = ionice_of(child.pid)
         assert shown == "idle"
     finally:
         child.kill()
@@ -98,15 +102,13 @@ def test_apply_priority_sets_the_tier_row() -> None:
     child = subprocess.Popen(["sleep", "30"])
     try:
         assert apply_priority(child.pid, PRIORITY_ROWS[3]) == []
-        shown = subprocess.run(["ionice", "-p", str(child.pid)], capture_output=True,
-                               text=True, check=True).stdout.strip()
+        shown = ionice_of(child.pid)
         assert shown == "best-effort: prio 6"
         assert os.getpriority(os.PRIO_PROCESS, child.pid) == 10
         assert Path(f"/proc/{child.pid}/oom_score_adj").read_text().strip() == "300"
         # The idle row passes no level: the idle class has none.
         assert apply_priority(child.pid, PRIORITY_ROWS[4]) == []
-        shown = subprocess.run(["ionice", "-p", str(child.pid)], capture_output=True,
-                               text=True, check=True).stdout.strip()
+        shown = ionice_of(child.pid)
         assert shown == "idle"
     finally:
         child.kill()
