@@ -88,7 +88,7 @@ class FileChange:
 @dataclass(frozen=True, slots=True)
 class PropertyChange:
     unit: str
-    name: str  # as admins know it (MemoryMax)
+    name: str  # the directive, as admins know it (CPUQuota, MemoryMax)
     dbus_name: str  # as sent (MemoryMaxScale for percentages)
     value: Any
     before: str
@@ -266,7 +266,7 @@ async def _plan_slice(plan: Plan, spec: SliceSpec, client: Systemd, machine: Mac
         have = live.get(prop.dbus, prop.default)
         if have is None or prop.same(dbus_name, value, have, machine):
             continue
-        plan.properties.append(PropertyChange(spec.unit, prop.dbus, dbus_name, value,
+        plan.properties.append(PropertyChange(spec.unit, prop.directive, dbus_name, value,
                                               prop.show(prop.dbus, have),
                                               prop.show(dbus_name, value)))
     if unit.get("ActiveState") != "active":

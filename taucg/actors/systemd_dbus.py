@@ -145,6 +145,30 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
+class SignalFanout:
+    """Hands each signal to every open stream; a stream ends when its
+    reader stops iterating. Streams opened later see only later signals."""
+
+    def __init__(self) -> None:
+        self._queues: list[asyncio.Queue[Signal]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._queues)
+
+    def put(self, sig: Signal) -> None:
+        for q in self._queues:
+            q.put_nowait(sig)
+
+    async def stream(self) -> AsyncIterator[Signal]:
+        q: asyncio.Queue[Signal] = asyncio.Queue()
+        self._queues.append(q)
+        try:
+            while True:
+                yield await q.get()
+        finally:
+            self._queues.remove(q)
+
+
 class Systemd:
     """An asyncio connection to systemd on the system bus."""
 
@@ -153,7 +177,7 @@ class Systemd:
         self._bus: MessageBus | None = None
         self._job_waiters: dict[str, asyncio.Future[JobResult]] = {}
         self._finished_jobs: dict[str, JobResult] = {}
-        self._signal_queues: list[asyncio.Queue[Signal]] = []
+        self._fanout = SignalFanout()
         self._subscribed = False
 
     # -- connection ------------------------------------------------------
@@ -227,11 +251,9 @@ class Systemd:
                 self._finished_jobs[job] = done
                 if len(self._finished_jobs) > 1024:
                     self._finished_jobs.pop(next(iter(self._finished_jobs)))
-        if self._signal_queues:
-            sig = Signal(msg.path or "", msg.interface or "", msg.member or "",
-                         _unwrap(list(msg.body)))
-            for q in self._signal_queues:
-                q.put_nowait(sig)
+        if self._fanout:
+            self._fanout.put(Signal(msg.path or "", msg.interface or "", msg.member or "",
+                                    _unwrap(list(msg.body))))
 
     async def subscribe(self) -> None:
         """Ask systemd to emit unit and job signals, and receive unit
@@ -249,13 +271,8 @@ class Systemd:
     async def signals(self) -> AsyncIterator[Signal]:
         """Every systemd signal from now on, until the caller stops iterating."""
         await self.subscribe()
-        q: asyncio.Queue[Signal] = asyncio.Queue()
-        self._signal_queues.append(q)
-        try:
-            while True:
-                yield await q.get()
-        finally:
-            self._signal_queues.remove(q)
+        async for sig in self._fanout.stream():
+            yield sig
 
     # -- units -------------------------------------------------------------
 

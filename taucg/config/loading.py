@@ -359,12 +359,12 @@ def _cross_check(cfg: Config, sources: Mapping[str, str], problems: _Problems) -
 # ------------------------------------------------------------- loading ---
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def merge_tables(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     """Tables merge key by key; anything else (arrays included) replaces."""
     out = dict(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge_tables(out[k], v)
         else:
             out[k] = v
     return out
@@ -412,7 +412,7 @@ def loads(text: str, file: str = "<string>") -> Config:
     """The built-in default overlaid with the TOML in ``text``."""
     defaults = _parse(builtin_text(), BUILTIN)
     admin = _parse(text, file)
-    merged = _merge(defaults, admin)
+    merged = merge_tables(defaults, admin)
     sources = {format_key(p): BUILTIN for p in _leaves(defaults)}
     sources.update({format_key(p): file for p in _leaves(admin)})
     problems = _Problems(file, key_lines(text))

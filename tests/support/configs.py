@@ -10,6 +10,8 @@ from typing import Any
 
 import tomli_w
 
+from taucg.config.loading import merge_tables
+
 # A section is a table (`[logging]`) or, for `[[rules]]`, a list of tables.
 Section = Mapping[str, Any] | list[Mapping[str, Any]]
 
@@ -36,15 +38,9 @@ def write_config(path: Path, **sections: Section) -> Path:
 
 
 def merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """base with over laid on top, table by table; arrays are replaced whole,
-    as a later config file replaces them."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = value
-    return out
+    """base with over laid on top, table by table, exactly as taucg lays an
+    admin file over its built-in default (arrays are replaced whole)."""
+    return merge_tables(base, over)
 
 
 def private_paths(root: Path) -> dict[str, dict[str, Any]]:

@@ -29,6 +29,7 @@ from taucg.actors.systemd_dbus import (
     JobResult,
     NoSuchUnit,
     Signal,
+    SignalFanout,
     SystemdError,
     to_variant,
     unit_path,
@@ -113,7 +114,7 @@ class FakeSystemd:
         self.bus = FakeBus()
         self.subscribed = False
         self.closed = False
-        self._queues: list[asyncio.Queue[Signal]] = []
+        self._fanout = SignalFanout()
         self._jobs = 0
 
     # -- test set-up and inspection ---------------------------------------
@@ -152,8 +153,7 @@ class FakeSystemd:
         return [c for c in self.calls if c.method not in READS]
 
     def emit(self, sig: Signal) -> None:
-        for q in self._queues:
-            q.put_nowait(sig)
+        self._fanout.put(sig)
 
     def emit_active_state(self, name: str, state: str, interface: str = UNIT) -> None:
         """A PropertiesChanged of ActiveState, as systemd sends for a unit object."""
@@ -293,13 +293,8 @@ class FakeSystemd:
 
     async def signals(self) -> AsyncIterator[Signal]:
         await self.subscribe()
-        q: asyncio.Queue[Signal] = asyncio.Queue()
-        self._queues.append(q)
-        try:
-            while True:
-                yield await q.get()
-        finally:
-            self._queues.remove(q)
+        async for sig in self._fanout.stream():
+            yield sig
 
     async def close(self) -> None:
         self._call("close")

@@ -84,8 +84,6 @@ def test_rule_places_a_process_into_its_tier_scope(follower: subprocess.Popen[st
         assert scope.name == f"taucg-low-taucg-prey-{p.pid}.scope"
         assert (scope / "memory.max").read_text().strip() == str(64 << 20)
         assert (scope / "cpu.max").read_text().strip() == "50000 100000"
-        assert int(Path(f"/proc/{p.pid}/oom_score_adj").read_text()) == 300
-        assert os.getpriority(os.PRIO_PROCESS, p.pid) == 10
 
         def audited() -> list[dict[str, str]]:
             log = Path("/var/log/tau/audit.log")
@@ -94,9 +92,13 @@ def test_rule_places_a_process_into_its_tier_scope(follower: subprocess.Popen[st
             return [r for r in records if r["action"] == "place"
                     and r["target"] == f"{p.pid} (taucg-prey)"]
 
-        placed = wait_for(audited, 30, "the placement's audit record")
+        # The process moves as systemd's start job runs; its priorities are set
+        # after the job returns, and the audit record follows them.
+        placed = wait_for(audited, 60, "the placement's audit record")
         assert placed[0]["after"] == f"{scope.name} in low"
         assert placed[0]["rule"] == "rule 1 (prey)"
+        assert int(Path(f"/proc/{p.pid}/oom_score_adj").read_text()) == 300
+        assert os.getpriority(os.PRIO_PROCESS, p.pid) == 10
     finally:
         p.kill()
         p.wait()

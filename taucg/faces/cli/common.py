@@ -6,7 +6,8 @@ records, asyncio and the systemd connection.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import click
 
@@ -21,6 +22,9 @@ def audit(settings: Any, action: str, target: str, **fields: Any) -> None:
     from taucg.actors.records import audit as write
 
     write(settings, action, target, **fields)
+
+
+T = TypeVar("T")
 
 
 class UserError(click.ClickException):
@@ -60,19 +64,30 @@ def cli() -> None:
     """taucg: cgroup v2 resource tiers on systemd."""
 
 
-def _run_async(coro: Any) -> Any:
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
     import asyncio
 
     return asyncio.run(coro)
 
 
-async def _connect(required: bool) -> Any:
+def with_systemd(action: Callable[[Any], Awaitable[T]], *, required: bool = True) -> T:
+    """Runs ``action(client)`` on a fresh systemd connection and closes it
+    afterwards. Without systemd on the bus: a UserError naming the cause
+    when ``required``, else ``action(None)``."""
     from taucg.actors.systemd_dbus import Systemd, SystemdUnavailable
 
-    try:
-        return await Systemd().connect()
-    except SystemdUnavailable as exc:
-        if required:
-            raise UserError(str(exc)) from None
-        return None
+    async def run() -> T:
+        try:
+            client: Systemd | None = await Systemd().connect()
+        except SystemdUnavailable as exc:
+            if required:
+                raise UserError(str(exc)) from None
+            client = None
+        try:
+            return await action(client)
+        finally:
+            if client is not None:
+                await client.close()
+
+    return run_async(run())
 

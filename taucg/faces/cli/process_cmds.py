@@ -15,12 +15,12 @@ from taucg.config.schema import TIER_NAMES
 from taucg.config.values import human_bytes
 from taucg.faces.cli.common import (
     UserError,
-    _connect,
-    _run_async,
     audit,
     cli,
     config_option,
     format_option,
+    run_async,
+    with_systemd,
 )
 from taucg.faces.render import emit, resolve_format
 
@@ -156,34 +156,32 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
         click.echo(f"{what} {entry['pid']} ({entry['comm']}) in {entry['tier']} "
                    f"by {entry['rule']} {extra}".rstrip())
 
-    async def run() -> None:
-        client = None if dry_run else await _connect(required=True)
-        try:
-            events = None
-            if follow:
-                try:
-                    events = Sampler().events()
-                except EventsUnavailable as exc:
-                    raise UserError(str(exc)) from None
-            with Sampler() as sampler:
-                for r in sampler.processes():
-                    entry = await place_by_rules(cfg, client, r.pid, dry_run=dry_run)
-                    if entry:
-                        show(entry)
-            if events is None:
-                return
-            async for ev in events.arrivals():
-                if ev.kind == "exec":
-                    entry = await place_by_rules(cfg, client, ev.pid, dry_run=dry_run,
-                                                 since=ev.timestamp)
-                    if entry:
-                        show(entry)
-        finally:
-            if client is not None:
-                await client.close()
+    async def run(client: Any) -> None:
+        events = None
+        if follow:
+            try:
+                events = Sampler().events()
+            except EventsUnavailable as exc:
+                raise UserError(str(exc)) from None
+        with Sampler() as sampler:
+            for r in sampler.processes():
+                entry = await place_by_rules(cfg, client, r.pid, dry_run=dry_run)
+                if entry:
+                    show(entry)
+        if events is None:
+            return
+        async for ev in events.arrivals():
+            if ev.kind == "exec":
+                entry = await place_by_rules(cfg, client, ev.pid, dry_run=dry_run,
+                                             since=ev.timestamp)
+                if entry:
+                    show(entry)
 
     with contextlib.suppress(KeyboardInterrupt):
-        _run_async(run())
+        if dry_run:
+            run_async(run(None))
+        else:
+            with_systemd(run)
 
 
 @cli.command("run", context_settings={"ignore_unknown_options": True})
@@ -266,19 +264,15 @@ def run_cmd(tier: str, isolate: str | None, netns: str | None, memory: str | Non
 
     run_scope = scope_name(tier, os.path.basename(command[0]), child.pid, "taucg-run")
 
-    async def scope() -> None:
-        client = await _connect(required=True)
-        try:
-            await client.start_transient(
-                run_scope,
-                {"Description": f"taucg run: {' '.join(command)[:200]}",
-                 "Slice": slice_name(tier), "PIDs": [child.pid],
-                 **properties.dbus_values(limits)}, mode="fail")
-        finally:
-            await client.close()
+    async def scope(client: Any) -> None:
+        await client.start_transient(
+            run_scope,
+            {"Description": f"taucg run: {' '.join(command)[:200]}",
+             "Slice": slice_name(tier), "PIDs": [child.pid],
+             **properties.dbus_values(limits)}, mode="fail")
 
     try:
-        _run_async(scope())
+        with_systemd(scope)
         prio = tier_priority(tier, cfg.process_management.process_priority_levels)
         if prio:
             apply_priority(child.pid, prio)

@@ -6,21 +6,13 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 
 from taucg.config.loading import load as load_config
 from taucg.config.schema import Config
-from taucg.faces.cli.common import (
-    UserError,
-    _connect,
-    _run_async,
-    audit,
-    cli,
-    config_option,
-    format_option,
-)
+from taucg.faces.cli import common
+from taucg.faces.cli.common import UserError, audit, cli, config_option, format_option
 from taucg.faces.render import emit
 
 # -------------------------------------------------------------- recovery ---
@@ -57,15 +49,7 @@ def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None,
 def _overview(cfg: Config, fmt: str) -> None:
     from taucg.actors.recovery_watcher import unit_overview
 
-    async def overview() -> list[dict[str, Any]]:
-        client = await _connect(required=False)
-        try:
-            return await unit_overview(cfg, client)
-        finally:
-            if client is not None:
-                await client.close()
-
-    units = _run_async(overview())
+    units = common.with_systemd(lambda client: unit_overview(cfg, client), required=False)
     rows = [[u["unit"], str(u.get("state", "?")), u["strategy"], str(u["max_attempts"]),
              str(u.get("systemd_restart", "-")), str(u.get("handled_by", "-"))] for u in units]
     emit(fmt, ["UNIT", "STATE", "STRATEGY", "ATTEMPTS", "RESTART=", "RESTARTED BY"], rows,
@@ -152,7 +136,7 @@ def watch_cmd(config_path: str | None) -> None:
         await watcher.serve()
 
     with contextlib.suppress(KeyboardInterrupt):
-        _run_async(watch())
+        common.run_async(watch())
 
 
 @recovery_cmd.command("save-state")
@@ -181,14 +165,7 @@ def leave_safe_mode_cmd(config_path: str | None) -> None:
     """Thaw the Low and Background tiers frozen by safe mode."""
     from taucg.actors.recovery_watcher import leave_safe_mode
 
-    async def run() -> list[str]:
-        client = await _connect(required=True)
-        try:
-            return await leave_safe_mode(client)
-        finally:
-            await client.close()
-
-    thawed = _run_async(run())
+    thawed = common.with_systemd(leave_safe_mode)
     if thawed:
         audit(load_config(config_path).logging, "leave-safe-mode", ", ".join(thawed),
               before="frozen", after="thawed")

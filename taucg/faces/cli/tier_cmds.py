@@ -10,14 +10,7 @@ from typing import Any
 import click
 
 from taucg.config.loading import load as load_config
-from taucg.faces.cli.common import (
-    UserError,
-    _connect,
-    _run_async,
-    cli,
-    config_option,
-    format_option,
-)
+from taucg.faces.cli.common import UserError, cli, config_option, format_option, with_systemd
 from taucg.faces.render import resolve_format
 
 # ----------------------------------------------------------------- apply ---
@@ -77,42 +70,44 @@ def apply_cmd(dry_run: bool, restart_moved: bool, unit_dir: Path, fmt: str,
     cfg = load_config(config_path)
     json_out = resolve_format(fmt) == "json"
 
-    async def run() -> int:
-        # Without root, apply_config refuses after preflight: no bus needed to say so.
-        client = await _connect(required=not dry_run and os.geteuid() == 0)
-        try:
-            done = await ap.apply_config(
-                cfg, client, unit_dir=unit_dir, dry_run=dry_run, restart_moved=restart_moved,
-                on_plan=(lambda _plan: None) if json_out else (lambda plan: _print_plan(plan, fmt)))
-        except ap.PreflightError as exc:
-            for p in exc.problems:
-                click.echo(f"taucg: {p}", err=True)
-            return 2
-        except ap.ApplyError as exc:
-            raise UserError(str(exc)) from None
-        finally:
-            if client is not None:
-                await client.close()
-        if dry_run:
-            _print_plan(done.plan, fmt)
-            if not done.plan.changed and not json_out:
-                click.echo("nothing would change")
-            for p in done.problems:  # shown with the plan; a real apply would stop here
-                click.echo(f"taucg: {p}", err=True)
-            if done.problems:
-                return 2
-            return DRY_RUN_CHANGES if done.plan.changed else 0
-        if json_out:
-            click.echo(json.dumps(done.to_dict(), indent=2))
-        else:
-            click.echo(done.summary)
-            if done.restart_needed:
-                click.echo(f"restart needed to change tier: {', '.join(done.restart_needed)} "
-                           "(run again with --restart-moved)")
-            for d in done.drift:
-                click.echo(f"drift   {d}")
-            if not done.drift:
-                click.echo("verified: every tier's cgroup files match the config")
-        return 1 if done.drift else 0
+    async def run(client: Any) -> ap.Applied:
+        return await ap.apply_config(
+            cfg, client, unit_dir=unit_dir, dry_run=dry_run, restart_moved=restart_moved,
+            on_plan=(lambda _plan: None) if json_out else (lambda plan: _print_plan(plan, fmt)))
 
-    raise click.exceptions.Exit(_run_async(run()))
+    try:
+        # Without root, apply_config refuses after preflight: no bus needed to say so.
+        done = with_systemd(run, required=not dry_run and os.geteuid() == 0)
+    except ap.PreflightError as exc:
+        for p in exc.problems:
+            click.echo(f"taucg: {p}", err=True)
+        raise click.exceptions.Exit(2) from None
+    except ap.ApplyError as exc:
+        raise UserError(str(exc)) from None
+    raise click.exceptions.Exit(_report(done, fmt, json_out))
+
+
+def _report(done: Any, fmt: str, json_out: bool) -> int:
+    """Prints what apply did (or would do); returns the exit status."""
+    if done.dry_run:
+        _print_plan(done.plan, fmt)
+        if not done.plan.changed and not json_out:
+            click.echo("nothing would change")
+        for p in done.problems:  # shown with the plan; a real apply would stop here
+            click.echo(f"taucg: {p}", err=True)
+        if done.problems:
+            return 2
+        return DRY_RUN_CHANGES if done.plan.changed else 0
+    if json_out:
+        click.echo(json.dumps(done.to_dict(), indent=2))
+    else:
+        click.echo(done.summary)
+        if done.restart_needed:
+            click.echo(f"restart needed to change tier: {', '.join(done.restart_needed)} "
+                       "(run again with --restart-moved)")
+        for d in done.drift:
+            click.echo(f"drift   {d}")
+        if not done.drift:
+            click.echo("verified: every tier's cgroup files match the config")
+    return 1 if done.drift else 0
+
