@@ -308,6 +308,10 @@ def _size_key(size: Size) -> tuple[str, float]:
     return ("percent", size.percent)
 
 
+def _lowest(tiers: tuple[str, ...]) -> str:
+    return max(tiers, key=TIER_NAMES.index)
+
+
 def _cross_check(cfg: Config, sources: Mapping[str, str], problems: _Problems) -> None:
     def from_admin(path: KeyPath) -> bool:
         return sources.get(format_key(path)) == problems.file
@@ -344,6 +348,25 @@ def _cross_check(cfg: Config, sources: Mapping[str, str], problems: _Problems) -
                              "a unit can be in one tier only")
             else:
                 seen_units[norm] = tier_name
+    gov = cfg.governor
+    if gov.protect and set(gov.protect) >= set(TIER_NAMES):
+        problems.add(("governor", "protect"), "protects every tier: the governor needs "
+                     "at least one tier below the protected ones to tighten")
+    elif gov.protect and TIER_NAMES.index(_lowest(gov.protect)) == len(TIER_NAMES) - 1:
+        problems.add(("governor", "protect"), "protects background, the lowest tier: "
+                     "nothing is below it to tighten; protect higher tiers only")
+    th = cfg.thermal
+    if th.critical_celsius <= th.throttle_celsius and not problems.has(
+            ("thermal", "critical_celsius"), ("thermal", "throttle_celsius")):
+        problems.add(blame(("thermal", "critical_celsius"), ("thermal", "throttle_celsius")),
+                     f"critical_celsius ({th.critical_celsius:g}) must be above "
+                     f"throttle_celsius ({th.throttle_celsius:g})")
+    rm = cfg.resource_monitoring
+    if rm.min_interval_seconds > rm.interval_seconds:
+        problems.add(blame(("resource_monitoring", "min_interval_seconds"),
+                           ("resource_monitoring", "interval_seconds")),
+                     f"min_interval_seconds ({rm.min_interval_seconds}) is above "
+                     f"interval_seconds ({rm.interval_seconds})")
     for i, rule in enumerate(cfg.rules):
         if not any(getattr(rule, k) is not None for k in Rule.MATCH_KEYS):
             problems.add(("rules", i), "a rule needs at least one of "

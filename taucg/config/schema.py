@@ -80,6 +80,9 @@ class ResourceMonitoring:
     alert_hysteresis_percent: float = opt(5.0, "float", 0, 50)
     history_length: int = opt(120, "int", 2, 100_000)
     trend_window_seconds: int = opt(600, "int", 1, 7 * 86400)
+    # Smart sampling: the interval shortens to this floor while a value nears
+    # its threshold or a protected tier's pressure rises.
+    min_interval_seconds: int = opt(1, "int", 1, 86400)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +159,41 @@ class Logging:
     rotated_files_kept: int = opt(10, "int", 0, 10_000)
     retention_days: float = opt(30.0, "float", 0.01, 36_500)
     journald: bool = opt(True, "bool")
+
+
+@dataclass(frozen=True, slots=True)
+class Governor:
+    """Our addition: the controller that protects the protected tiers under
+    pressure by tightening the tiers below them, and gives it all back."""
+
+    enabled: bool = opt(True, "bool")
+    protect: tuple[str, ...] = opt(("critical", "high"), "choices", choices=TIER_NAMES,
+                                   doc="tiers whose pressure is held at the targets")
+    # Targets on the protected tiers' "some" pressure: percent of wall time
+    # in which a task of theirs stalled, measured from pressure totals.
+    cpu_pressure_percent: float = opt(10.0, "float", 0.1, 100)
+    memory_pressure_percent: float = opt(5.0, "float", 0.1, 100)
+    io_pressure_percent: float = opt(10.0, "float", 0.1, 100)
+    react_ticks: int = opt(2, "int", 1, 100, doc="ticks above target before tightening")
+    relax_seconds: float = opt(30.0, "float", 1, 86400,
+                               doc="calm time before each step back toward the config")
+    min_cpu_weight: int = opt(1, "int", 1, 10000)
+    min_io_weight: int = opt(1, "int", 1, 10000)
+    min_cpu_quota: float = opt(5.0, "float", 1, 100 * 8192, doc="percent of one CPU")
+    memory_high_floor: Size = opt(Size(bytes=64 << 20), "size",
+                                  doc="the lowest MemoryHigh the governor imposes")
+    min_cores: int = opt(1, "int", 1, 8192)
+    freeze_background: bool = opt(True, "bool")
+
+
+@dataclass(frozen=True, slots=True)
+class Thermal:
+    """Our addition: passive cooling of the lower tiers (needs
+    resource_monitoring.temperature_monitoring)."""
+
+    throttle_celsius: float = opt(85.0, "float", 20, 150)
+    critical_celsius: float = opt(95.0, "float", 20, 150)
+    hysteresis_celsius: float = opt(3.0, "float", 0.5, 30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +301,8 @@ class Config:
     tiers: Mapping[str, TierPolicy] = opt(MappingProxyType({}), "table_of", cls=TierPolicy)
     rules: tuple[Rule, ...] = opt((), "array_of", cls=Rule)
     recovery: RecoveryConfig = opt(RecoveryConfig(), "section", cls=RecoveryConfig)
+    governor: Governor = opt(Governor(), "section", cls=Governor)
+    thermal: Thermal = opt(Thermal(), "section", cls=Thermal)
     # Where each key's value came from: dotted key -> BUILTIN or a file path.
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}),
                                        compare=False)

@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -39,7 +40,7 @@ from taucg.config.loading import load as load_config
 from taucg.config.schema import TIER_NAMES, Config
 from taucg.faces import logs
 from taucg.faces.daemon_api import methods
-from taucg.faces.daemon_state import DaemonState, Tick
+from taucg.faces.daemon_state import DaemonState, GovernorView, Tick
 from taucg.faces.socket_api import ApiError, Peer, Server
 from taucg.model.monitor import Alert, MetricSeries, Monitor, Thresholds, Update
 from taucg.model.tiers import slice_name
@@ -96,7 +97,10 @@ class Daemon:
         # The last two system samples, for the health check's CPU rate.
         self._system: tuple[SystemSample | None, SystemSample | None] = (None, None)
         self._processes: Sequence[ProcessSample] = ()
-        self._swept = asyncio.Event()
+        # One event per worker that acts after each sweep, so none misses one.
+        self._sweep_events: list[asyncio.Event] = []
+        self._wake = asyncio.Event()  # cuts the sweep's sleep short
+        self._pressing = False  # the governor sees pressure: sample fast
         self._recovery: RecoveryWatcher | None = None
         self._client: Systemd | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -210,6 +214,8 @@ class Daemon:
             workers["sampler"] = self._ticks
             if pm.enabled and pm.auto_cleanup_zombies:
                 workers["zombies"] = self._zombies
+        if cfg.governor.enabled or cfg.resource_monitoring.temperature_monitoring:
+            workers["governor"] = self._governor
         if cfg.health_checking.enabled:
             workers["health"] = self._health_checks
         if pm.enabled and cfg.rules:
@@ -309,8 +315,32 @@ class Daemon:
     async def _ticks(self) -> None:
         paths = tier_paths()
         while True:
-            self.tick(paths)
-            await asyncio.sleep(self.cfg.resource_monitoring.interval_seconds)
+            tick = self.tick(paths)
+            interval = self._interval(tick)
+            if interval != self.state.interval_in_use:
+                self.log.info("sampling every %g s (%s)", interval,
+                              "a value nears its threshold or the governor sees pressure"
+                              if interval < self.cfg.resource_monitoring.interval_seconds
+                              else "calm again")
+                self.publish(interval_in_use=interval)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+
+    def _interval(self, tick: Tick) -> float:
+        """Smart sampling: the floor while a value nears its threshold (within
+        the alert hysteresis) or the governor sees pressure, else the config."""
+        rm = self.cfg.resource_monitoring
+        near = any(v is not None and v >= limit - rm.alert_hysteresis_percent
+                   for v, limit in ((tick.cpu_percent, rm.cpu_threshold_percent),
+                                    (tick.memory_percent, rm.memory_threshold_percent)))
+        return float(rm.min_interval_seconds if near or self._pressing
+                     else rm.interval_seconds)
+
+    def _sweeps(self) -> asyncio.Event:
+        ev = asyncio.Event()
+        self._sweep_events.append(ev)
+        return ev
 
     def tick(self, paths: Mapping[str, str]) -> Tick:
         """One sweep: read -> monitor -> store -> publish."""
@@ -337,16 +367,19 @@ class Daemon:
                              sweep_seconds_total=state.sweep_seconds_total + swept)
         self._system = (self._system[1], sample)
         self._processes = procs
-        self._swept.set()
+        for ev in self._sweep_events:
+            ev.set()
 
         records.perf(self.cfg.logging, "sweep", swept, processes=len(procs),
                      cgroups=len(paths))
         if self.cfg.resource_monitoring.log_resource_usage:
             self.log.debug("usage", extra={"usage": update.values})
         health = self.state.health
+        interval = self.state.interval_in_use or self.cfg.resource_monitoring.interval_seconds
         notify(f"STATUS=sweep {self.state.sweeps}: {len(procs)} processes, "
                f"{len(self.state.active)} alerts"
-               + (f", health {health.score:.2f}" if health else ""))
+               + (f", health {health.score:.2f}" if health else "")
+               + f", every {interval:g} s")
         return tick
 
     def _store(self, now: float, update: Update) -> None:
@@ -372,9 +405,10 @@ class Daemon:
     async def _zombies(self) -> None:
         """After each sweep: SIGCHLD to parents in the tiers that left
         zombies, and a warning for the ones that still have not reaped."""
+        swept = self._sweeps()
         while True:
-            await self._swept.wait()
-            self._swept.clear()
+            await swept.wait()
+            swept.clear()
             _, stubborn = self.reaper.sweep(self._processes)
             for parent in stubborn:
                 if parent.pid not in self._stubborn:
@@ -407,6 +441,62 @@ class Daemon:
             elif health.healthy and was is not None and not was.healthy:
                 self.log.info("health back to %.2f", health.score)
             await asyncio.sleep(self.cfg.health_checking.check_interval_seconds)
+
+    async def _governor(self) -> None:
+        """The controller: every min_interval_seconds, the tiers' pressure and
+        the hottest sensor -> model.governor -> actors.governing."""
+        from taucg.actors.governing import GovernorActor
+        from taucg.model.governor import RESOURCES, Governor
+        from taucg.readers.machine import Machine
+        from taucg.readers.sysinfo import temperatures
+
+        cfg = self.cfg
+        if os.geteuid() != 0:
+            self.log.warning("the governor needs root to change the tiers; off")
+            return
+        machine = Machine.probe()
+        governor = Governor(cfg, machine.online_cpus, machine.total_memory)
+        actor = GovernorActor(cfg, await self.systemd(),
+                              lambda m: self.log.warning("governor: %s", m))
+        for line in await actor.restore():
+            self.log.warning("governor: gave back %s, recorded by the previous run", line)
+        paths = tier_paths(machine.cgroup_root)
+        g = cfg.governor
+        targets = {"cpu": g.cpu_pressure_percent, "memory": g.memory_pressure_percent,
+                   "io": g.io_pressure_percent}
+        recent: deque[dict[str, Any]] = deque(maxlen=200)
+        try:
+            while True:
+                readings = dict(zip(paths, self.sampler.cgroups(list(paths.values())),
+                                    strict=True))
+                celsius = None
+                if cfg.resource_monitoring.temperature_monitoring:
+                    temps = [t.celsius for t in temperatures()]
+                    celsius = max(temps) if temps else None
+                decision = governor.step(readings, celsius)
+                await actor.apply(decision)
+                now = time.time()
+                for a in decision.actions:
+                    recent.append({"time": now, "kind": a.kind, "tier": a.tier, "key": a.key,
+                                   "before": a.before, "after": a.after, "reason": a.reason})
+                    self.log.info("governor %s %s %s: %s -> %s (%s)", a.kind, a.tier, a.key,
+                                  a.before, a.after, a.reason)
+                pressing = (not governor.quiet or any(
+                    decision.stall_percent.get(r, 0.0) >= targets[r] / 2 for r in RESOURCES))
+                if pressing and not self._pressing:
+                    self._wake.set()  # sample the machine at the fast rate now
+                self._pressing = pressing
+                self.publish(governor=GovernorView(
+                    tuple(t for t in cfg.governor.protect), targets, decision.stall_percent,
+                    celsius, decision.pooled, decision.settings, decision.frozen,
+                    tuple(recent), dict(actor.actions_total)))
+                await asyncio.sleep(cfg.resource_monitoring.min_interval_seconds)
+        finally:
+            self._pressing = False
+            # Stopping (or reloading) gives everything back; what a second
+            # cancellation interrupts stays recorded for the next start.
+            for line in await actor.restore():
+                self.log.info("governor: gave back %s", line)
 
     async def _connect(self) -> Systemd:
         """A new systemd client; waits while there is no system bus instead

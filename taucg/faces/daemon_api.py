@@ -47,7 +47,8 @@ def methods(d: DaemonFace) -> dict[str, Method]:
                 "uptime_seconds": round(time.time() - s.started, 1),
                 "config": s.config_file, "generation": s.generation,
                 "loaded_at": s.loaded_at, "workers": sorted(s.workers),
-                "sweeps": s.sweeps, "interval_seconds": s.interval_seconds}
+                "sweeps": s.sweeps, "interval_seconds": s.interval_seconds,
+                "interval_in_use_seconds": s.interval_in_use}
 
     async def status(_peer: Peer, _params: Mapping[str, Any]) -> dict[str, Any]:
         return d.state.status()
@@ -93,6 +94,19 @@ def methods(d: DaemonFace) -> dict[str, Method]:
         if which not in paths:
             raise ApiError("bad_request", f"log must be one of {', '.join(paths)}")
         return logs.recent(paths[which], count, level)
+
+    async def governor(_peer: Peer, params: Mapping[str, Any]) -> dict[str, Any]:
+        count = param(params, "count", int, 20)
+        if not 1 <= count <= 500:
+            raise ApiError("bad_request", "count must be between 1 and 500")
+        view = d.state.governor
+        if view is None:
+            g = d.cfg.governor
+            why = ("[governor] enabled = false and temperature_monitoring = false"
+                   if not g.enabled and not d.cfg.resource_monitoring.temperature_monitoring
+                   else "not started (it needs root and systemd)")
+            return {"running": False, "why": why}
+        return view.to_dict(d.cfg, count)
 
     async def recovery_state(_peer: Peer, _params: Mapping[str, Any]) -> dict[str, Any]:
         view = d.state.recovery
@@ -143,6 +157,7 @@ def methods(d: DaemonFace) -> dict[str, Method]:
         "logs.stats": Method(log_stats, help="sizes, levels, rotations"),
         "logs.recent": Method(log_recent, help="the last N records"),
         "recovery.state": Method(recovery_state, help="watched units, safe mode"),
+        "governor": Method(governor, help="the controller's pressure, settings and actions"),
         "reload": Method(reload, mutation=True, help="reload the config"),
         "apply": Method(apply, mutation=True, help="taucg apply, in the daemon"),
         "recovery.leave_safe_mode": Method(leave_safe_mode, mutation=True,

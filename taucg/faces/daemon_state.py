@@ -13,6 +13,7 @@ from taucg.model.monitor import TierUsage
 
 if TYPE_CHECKING:
     from taucg.actors.recovery_watcher import RecoveryView
+    from taucg.config.schema import Config
     from taucg.model.health import Health
 
 ALERTS_KEPT = 200
@@ -28,6 +29,43 @@ class Tick:
     cpu_percent: float | None
     memory_percent: float | None
     tiers: Mapping[str, TierUsage]
+
+
+@dataclass(frozen=True, slots=True)
+class GovernorView:
+    """The governor at one moment: what it measured and what it decided."""
+
+    protect: tuple[str, ...]
+    targets: Mapping[str, float]
+    stall_percent: Mapping[str, float]
+    celsius: float | None
+    pooled: bool
+    settings: Mapping[str, Mapping[str, Any]]  # tier -> key -> governed value
+    frozen: frozenset[str]
+    actions: tuple[Mapping[str, Any], ...]  # the most recent, oldest first
+    actions_total: Mapping[str, int]  # kind -> count since start
+
+    def to_dict(self, cfg: Config, count: int = 20) -> dict[str, Any]:
+        from taucg.model.governor import governed_tiers
+
+        tiers = {}
+        for tier in governed_tiers(self.protect):
+            policy = cfg.tiers[tier]
+            governed = self.settings.get(tier, {})
+            tiers[tier] = {
+                "governed": {k: _text(v) for k, v in governed.items()},
+                "configured": {k: _text(getattr(policy, k)) for k in governed
+                               if getattr(policy, k) is not None},
+                "frozen": tier in self.frozen}
+        return {"running": True, "protect": list(self.protect), "targets": dict(self.targets),
+                "stall_percent": {k: round(v, 2) for k, v in self.stall_percent.items()},
+                "celsius": self.celsius, "pooled": self.pooled, "tiers": tiers,
+                "actions": [dict(a) for a in self.actions[-count:]],
+                "actions_total": dict(self.actions_total)}
+
+
+def _text(value: Any) -> str:
+    return f"{value:g}%" if isinstance(value, float) else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +87,8 @@ class DaemonState:
     recovery: RecoveryView | None = None
     metrics_address: str | None = None
     active: tuple[str, ...] = field(default=())  # metrics whose last alert raised
+    interval_in_use: float | None = None  # smart sampling: the sweep interval now
+    governor: GovernorView | None = None
 
     def with_alerts(self, new: list[Mapping[str, Any]]) -> DaemonState:
         from dataclasses import replace

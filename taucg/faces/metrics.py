@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from taucg.config.values import parse_address
 
 if TYPE_CHECKING:
-    from taucg.faces.daemon_state import DaemonState
+    from taucg.faces.daemon_state import DaemonState, GovernorView
 
 _TIER_METRICS: tuple[tuple[str, type, str, str], ...] = (
     ("cpu_percent", GaugeMetricFamily, "taucg_tier_cpu_percent",
@@ -79,6 +79,13 @@ class DaemonCollector(Collector):
             yield checks
         yield GaugeMetricFamily("taucg_alerts_active", "alerts raised and not cleared",
                                 value=len(s.active))
+        if s.interval_in_use is not None:
+            yield GaugeMetricFamily("taucg_sampler_interval_seconds",
+                                    "the sweep interval in use (smart sampling)",
+                                    value=s.interval_in_use)
+        gv = s.governor
+        if gv is not None:
+            yield from _governor_metrics(gv)
         yield CounterMetricFamily("taucg_placements", "processes placed into tiers",
                                   value=s.placements)
         r = s.recovery
@@ -91,6 +98,38 @@ class DaemonCollector(Collector):
             yield actions
             yield GaugeMetricFamily("taucg_safe_mode", "1 while in safe mode",
                                     value=1.0 if r.safe_mode else 0.0)
+
+
+def _governor_metrics(gv: GovernorView) -> Iterator[Any]:
+    stall = GaugeMetricFamily("taucg_governor_stall_percent",
+                              "worst protected tier's share of time stalled, last tick",
+                              labels=["resource"])
+    for r, v in gv.stall_percent.items():
+        stall.add_metric([r], v)
+    yield stall
+    governed = GaugeMetricFamily(
+        "taucg_governor_setting", "a value the governor imposes now (weights, CPUQuota "
+        "percent, MemoryHigh bytes, AllowedCPUs count); absent: as configured",
+        labels=["tier", "property"])
+    for tier, values in gv.settings.items():
+        for key, v in values.items():
+            if isinstance(v, int | float):
+                governed.add_metric([tier, key], float(v))
+            elif hasattr(v, "bytes") and v.bytes is not None:
+                governed.add_metric([tier, key], float(v.bytes))
+            elif hasattr(v, "cpus"):
+                governed.add_metric([tier, key], float(len(v.cpus)))
+    yield governed
+    frozen = GaugeMetricFamily("taucg_governor_frozen", "1 while the governor holds a tier "
+                               "frozen", labels=["tier"])
+    for tier in gv.frozen:
+        frozen.add_metric([tier], 1.0)
+    yield frozen
+    actions = CounterMetricFamily("taucg_governor_actions", "governor actions since start",
+                                  labels=["kind"])
+    for kind, n in gv.actions_total.items():
+        actions.add_metric([kind], n)
+    yield actions
 
 
 def serve(state: Callable[[], DaemonState], address: str) -> tuple[Any, Any]:

@@ -53,14 +53,28 @@ def _psi(s: CgroupSample) -> str:
     return "/".join(parts)
 
 
+def _governed_files(keys: Any) -> set[str]:
+    from taucg.model.properties import BY_KEY
+
+    return {f for k in keys if k in BY_KEY for f in BY_KEY[k].files}
+
+
 def _tier_row(spec: SliceSpec, cg: Any, a: CgroupSample | None, b: CgroupSample,
-              drift: list[Drift]) -> tuple[list[str], dict[str, Any]]:
+              drift: list[Drift], governed: dict[str, str], frozen: bool
+              ) -> tuple[list[str], dict[str, Any]]:
     members = _members(cg)
     cpu = cgroup_cpu_percent(a, b) if a is not None else None
     io = _io_rate(a, b)
     effective = {name: cgroupfs.read(cg, name) for name in effective_files()}
-    mine = [d for d in drift if d.unit == spec.unit]
+    # What the governor holds differs from the config on purpose: not drift.
+    held = _governed_files(governed)
+    mine = [d for d in drift if d.unit == spec.unit and d.file not in held]
     name = spec.tier or "(all tiers)"
+    limits = "as configured" if not mine else "DRIFT " + ", ".join(d.file for d in mine)
+    if governed or frozen:
+        limits = "governed: " + ", ".join(
+            [f"{k} {v}" for k, v in governed.items()] + (["frozen"] if frozen else [])) + (
+            "" if not mine else "; " + limits)
     row = [
         name,
         "active",
@@ -70,7 +84,7 @@ def _tier_row(spec: SliceSpec, cg: Any, a: CgroupSample | None, b: CgroupSample,
         "-" if b.memory_current is None else human_bytes(b.memory_current),
         "-" if io is None else f"{human_bytes(io[0])}/{human_bytes(io[1])}/s",
         _psi(b),
-        "as configured" if not mine else "DRIFT " + ", ".join(d.file for d in mine),
+        limits,
     ]
     data = {
         "unit": spec.unit, "applied": True, "cgroup": str(cg), "members": members,
@@ -81,6 +95,8 @@ def _tier_row(spec: SliceSpec, cg: Any, a: CgroupSample | None, b: CgroupSample,
             for k, p in (("cpu", b.pressure_cpu), ("memory", b.pressure_memory),
                          ("io", b.pressure_io))},
         "configured": dict(spec.directives),
+        "governed": dict(governed),
+        "frozen_by_governor": frozen,
         "effective": effective,
         "drift": [{"file": d.file, "expected": d.expected, "actual": d.actual} for d in mine],
     }
@@ -113,7 +129,13 @@ def collect(cfg: Config, interval: float) -> StatusReport:
         second = sampler.cgroups([str(p) for p in paths])
         zombies = zombies_by_tier(sampler)
     drift = verify(cfg, machine) if machine.controllers else []
-    report = StatusReport(data={"tiers": {}, "cgroup_v2": bool(machine.controllers)})
+    from taucg.actors.governor_state import load_state
+
+    governor = load_state(cfg)
+    held: dict[str, dict[str, str]] = governor.get("tiers") or {}
+    frozen = set(governor.get("frozen") or [])
+    report = StatusReport(data={"tiers": {}, "cgroup_v2": bool(machine.controllers),
+                                "sampling": _sampling(cfg)})
     for spec, cg, a, b in zip(specs, paths, first, second, strict=True):
         key = spec.tier or "all"
         if b is None:
@@ -125,10 +147,24 @@ def collect(cfg: Config, interval: float) -> StatusReport:
                                          "cgroup": str(cg), "reason": why,
                                          "configured": dict(spec.directives)}
             continue
-        row, data = _tier_row(spec, cg, a, b, drift)
+        row, data = _tier_row(spec, cg, a, b, drift, held.get(spec.tier or "", {}),
+                              (spec.tier or "") in frozen)
         count = sum(zombies.values()) if spec.tier is None else zombies.get(spec.tier, 0)
         row.insert(8, str(count))
         data["zombies"] = count
         report.rows.append(row)
         report.data["tiers"][key] = data
     return report
+
+
+def _sampling(cfg: Config) -> dict[str, Any]:
+    """The daemon's sweep interval in use, when one answers at once."""
+    from taucg.faces.socket_api import DaemonError, DaemonNotRunning, call
+
+    try:
+        ping = call(cfg.daemon.socket_path, "ping", timeout=2.0)
+    except (DaemonNotRunning, DaemonError, OSError, ValueError):
+        return {"daemon": False, "interval_seconds": None}
+    return {"daemon": True,
+            "interval_seconds": ping.get("interval_in_use_seconds")
+            or ping.get("interval_seconds")}

@@ -15,6 +15,7 @@ from taucg.config.loading import load as load_config
 from taucg.faces.cli import (  # noqa: F401 - each registers its commands
     config_cmds,
     daemon_cmds,
+    governor_cmds,
     monitor_cmds,
     process_cmds,
     recovery_cmds,

@@ -84,8 +84,11 @@ def status_cmd(interval: float, fmt: str, config_path: str | None) -> None:
 
     cfg = load_config(config_path)
     report = collect(cfg, interval)
+    sampling = report.data["sampling"]
+    every = (f"daemon sampling every {sampling['interval_seconds']:g} s"
+             if sampling["daemon"] and sampling["interval_seconds"] else "no daemon running")
     emit(fmt, ["TIER", "STATE", "UNITS", "TASKS", "CPU", "MEMORY", "IO R/W", "PSI C/M/I",
-               "ZOMBIES", "LIMITS"], report.rows, report.data, title="tiers")
+               "ZOMBIES", "LIMITS"], report.rows, report.data, title=f"tiers ({every})")
 
 
 # ---------------------------------------------------------------- health ---

@@ -1,0 +1,62 @@
+"""`taucg governor`: what the controller sees and does, and why."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from taucg.config.loading import load as load_config
+from taucg.faces.cli.common import UserError, cli, config_option, format_option
+from taucg.faces.cli.daemon_cmds import DAEMON_NOT_RUNNING, _when
+from taucg.faces.render import emit, resolve_format
+
+
+@cli.command("governor")
+@click.option("-n", "--count", type=click.IntRange(1, 500), default=20, show_default=True,
+              help="how many recent actions to show")
+@format_option
+@config_option
+def governor_cmd(count: int, fmt: str, config_path: str | None) -> None:
+    """The controller's decisions: pressure against the targets, what each
+    governed tier carries now against its config, and the recent actions
+    with their reasons (exit 3: no daemon; the persisted state is shown)."""
+    from taucg.actors.governor_state import load_state, state_path
+    from taucg.faces.socket_api import DaemonError, DaemonNotRunning, call
+
+    cfg = load_config(config_path)
+    try:
+        data: dict[str, Any] = call(cfg.daemon.socket_path, "governor", {"count": count})
+    except DaemonNotRunning as exc:
+        click.echo(f"taucg: {exc}", err=True)
+        state = load_state(cfg)
+        if state.get("tiers") or state.get("frozen"):
+            click.echo(f"taucg: {state_path(cfg)} records governed settings; the daemon gives "
+                       f"them back when it starts: {json.dumps(state)}", err=True)
+        raise click.exceptions.Exit(DAEMON_NOT_RUNNING) from None
+    except DaemonError as exc:
+        raise UserError(f"the daemon refused governor: {exc}") from None
+    if resolve_format(fmt) == "json":
+        click.echo(json.dumps(data, indent=2))
+        return
+    if not data.get("running"):
+        click.echo(f"governor: off ({data.get('why', 'not running')})")
+        return
+    rows = [[r, f"{data['stall_percent'].get(r, 0.0):.1f}%", f"{t:g}%"]
+            for r, t in data["targets"].items()]
+    emit(fmt, ["RESOURCE", "STALL (PROTECTED)", "TARGET"], rows, data,
+         title=f"governor: protects {', '.join(data['protect'])}; "
+               f"temperature {data['celsius'] if data['celsius'] is not None else '-'} °C; "
+               f"pooling {'on' if data['pooled'] else 'off'}")
+    tier_rows = []
+    for tier, row in data["tiers"].items():
+        governed = ", ".join(f"{k} {v} (config {row['configured'].get(k, 'default')})"
+                             for k, v in row["governed"].items()) or "as configured"
+        tier_rows.append([tier, "frozen" if row["frozen"] else "running", governed])
+    emit(fmt, ["TIER", "STATE", "GOVERNED NOW"], tier_rows, None, title="governed tiers")
+    actions = [[_when(a["time"]), a["kind"], a["tier"], f"{a['key']}: {a['before']} -> "
+                f"{a['after']}", a["reason"]] for a in data["actions"]]
+    if actions:
+        emit(fmt, ["TIME", "ACTION", "TIER", "CHANGE", "WHY"], actions, None,
+             title="recent actions")
