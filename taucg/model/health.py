@@ -8,7 +8,6 @@ healthy or as broken. The score is the weighted mean of the rest.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,13 +105,13 @@ def check_disk(threshold: float) -> CheckResult:
 
 
 def check_network() -> CheckResult:
-    from taucg.readers.sysinfo import default_route_present, links
+    from taucg.readers.sysinfo import default_route_present, link_states
 
-    try:
-        up = [lk.name for lk in links() if lk.name != "lo" and lk.state == "UP"]
-        route = default_route_present()
-    except Exception as exc:
-        return CheckResult("network_connectivity", None, "n/a", f"rtnetlink: {exc}")
+    states = link_states()
+    if not states:
+        return CheckResult("network_connectivity", None, "n/a", "no /sys/class/net here")
+    up = [name for name, state in states.items() if name != "lo" and state == "up"]
+    route = default_route_present()
     if up and route:
         return CheckResult("network_connectivity", 1.0, "up",
                            f"links up: {', '.join(up)}; default route present")
@@ -231,10 +230,10 @@ async def assess(cfg: Config, prev: SystemSample, cur: SystemSample,
         checks.append(check_memory(cur, rm.memory_threshold_percent))
     if "disk_usage" in wanted:
         checks.append(check_disk(rm.disk_threshold_percent))
-    if "network_connectivity" in wanted:
-        # pyroute2's synchronous API refuses to run inside an event loop.
-        checks.append(await asyncio.to_thread(check_network))
-    if "temperature" in wanted:
+    # The seed's switches: off, the check is not run at all.
+    if "network_connectivity" in wanted and rm.network_monitoring:
+        checks.append(check_network())
+    if "temperature" in wanted and rm.temperature_monitoring:
         checks.append(check_temperature())
     if "pressure" in wanted:
         checks.append(check_pressure(cur))

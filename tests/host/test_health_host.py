@@ -50,3 +50,19 @@ def test_unhealthy_exits_1_with_a_recommendation_naming_the_metric(tmp_path: Pat
                            capture_output=True, text=True, timeout=120, check=False)
     assert check.returncode == 1
     assert "unhealthy" in check.stdout
+
+
+def test_link_states_and_default_route_agree_with_rtnetlink() -> None:
+    """The health check reads sysfs and /proc/net; pyroute2 (rtnetlink) is
+    the independent witness."""
+    from pyroute2 import IPRoute
+
+    from taucg.readers.sysinfo import default_route_present, link_states
+
+    with IPRoute() as ipr:
+        links = {str(lk.get_attr("IFLA_IFNAME")): str(lk.get_attr("IFLA_OPERSTATE")).lower()
+                 for lk in ipr.get_links()}
+        routed = any(r.get_attr("RTA_OIF") or r.get_attr("RTA_GATEWAY")
+                     for family in (2, 10) for r in ipr.get_default_routes(family=family))
+    assert link_states() == links
+    assert default_route_present() == routed
