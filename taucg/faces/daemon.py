@@ -54,6 +54,10 @@ if TYPE_CHECKING:
     from taucg.actors.systemd_dbus import Systemd
 
 WALL_MINUS_MONOTONIC = time.time() - time.monotonic()
+# Between full /proc listings the sweep reads only the processes it knows,
+# which fork and exec events keep complete; a full listing at least this
+# often is the safety net, and at once after the kernel dropped events.
+FULL_SWEEP_SECONDS = 60.0
 
 
 def notify(state: str) -> None:
@@ -101,6 +105,9 @@ class Daemon:
         self._sweep_events: list[asyncio.Event] = []
         self._wake = asyncio.Event()  # cuts the sweep's sleep short
         self._pressing = False  # the governor sees pressure: sample fast
+        self._tracking = False  # fork/exec events keep the known PIDs complete
+        self._full_due = True
+        self._last_full = 0.0
         self._recovery: RecoveryWatcher | None = None
         self._client: Systemd | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -212,6 +219,7 @@ class Daemon:
         workers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
         if cfg.resource_monitoring.enabled:
             workers["sampler"] = self._ticks
+            workers["tracking"] = self._track_processes
             if pm.enabled and pm.auto_cleanup_zombies:
                 workers["zombies"] = self._zombies
         if cfg.governor.enabled or cfg.resource_monitoring.temperature_monitoring:
@@ -349,7 +357,11 @@ class Daemon:
         began = time.monotonic()
         sample = self.sampler.system()
         cgroups = dict(zip(paths, self.sampler.cgroups(list(paths.values())), strict=True))
-        procs = self.sampler.processes()
+        rescan = (not self._tracking or self._full_due
+                  or began - self._last_full >= FULL_SWEEP_SECONDS)
+        procs = self.sampler.processes(rescan=rescan)
+        if rescan:
+            self._full_due, self._last_full = False, began
         swept = time.monotonic() - began
         disks = {fs.mountpoint: fs.percent for fs in filesystems()}
 
@@ -371,7 +383,7 @@ class Daemon:
             ev.set()
 
         records.perf(self.cfg.logging, "sweep", swept, processes=len(procs),
-                     cgroups=len(paths))
+                     cgroups=len(paths), full=rescan)
         if self.cfg.resource_monitoring.log_resource_usage:
             self.log.debug("usage", extra={"usage": update.values})
         health = self.state.health
@@ -401,6 +413,26 @@ class Daemon:
                 "message": message}
 
     # ------------------------------------------------------- workers ---
+
+    async def _track_processes(self) -> None:
+        """Feeds fork and exec events to the sampler, so sweeps between full
+        listings see every new process without reading /proc's directory."""
+        try:
+            events = self.sampler.events()
+        except EventsUnavailable as exc:
+            self.log.info("process tracking off, every sweep lists /proc: %s", exc)
+            return
+        self._tracking = True
+        self._full_due = True  # what started before the subscription
+        try:
+            async for ev in events.arrivals():
+                if ev.kind in ("fork", "exec"):
+                    self.sampler.track([ev.tgid or ev.pid])
+                elif ev.kind == "lost":
+                    self._full_due = True
+        finally:
+            self._tracking = False
+            events.close()
 
     async def _zombies(self) -> None:
         """After each sweep: SIGCHLD to parents in the tiers that left
