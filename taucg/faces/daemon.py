@@ -25,7 +25,6 @@ import os
 import signal
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -40,7 +39,7 @@ from taucg.config.loading import load as load_config
 from taucg.config.schema import TIER_NAMES, Config
 from taucg.faces import logs
 from taucg.faces.daemon_api import methods
-from taucg.faces.daemon_state import DaemonState, GovernorView, Tick
+from taucg.faces.daemon_state import DaemonState, Tick
 from taucg.faces.socket_api import ApiError, Peer, Server
 from taucg.model.monitor import Alert, MetricSeries, Monitor, Thresholds, Update
 from taucg.model.tiers import slice_name
@@ -475,60 +474,21 @@ class Daemon:
             await asyncio.sleep(self.cfg.health_checking.check_interval_seconds)
 
     async def _governor(self) -> None:
-        """The controller: every min_interval_seconds, the tiers' pressure and
-        the hottest sensor -> model.governor -> actors.governing."""
-        from taucg.actors.governing import GovernorActor
-        from taucg.model.governor import RESOURCES, Governor
-        from taucg.readers.machine import Machine
-        from taucg.readers.sysinfo import temperatures
+        from taucg.faces.governor_worker import govern
 
-        cfg = self.cfg
         if os.geteuid() != 0:
             self.log.warning("the governor needs root to change the tiers; off")
             return
-        machine = Machine.probe()
-        governor = Governor(cfg, machine.online_cpus, machine.total_memory)
-        actor = GovernorActor(cfg, await self.systemd(),
-                              lambda m: self.log.warning("governor: %s", m))
-        for line in await actor.restore():
-            self.log.warning("governor: gave back %s, recorded by the previous run", line)
-        paths = tier_paths(machine.cgroup_root)
-        g = cfg.governor
-        targets = {"cpu": g.cpu_pressure_percent, "memory": g.memory_pressure_percent,
-                   "io": g.io_pressure_percent}
-        recent: deque[dict[str, Any]] = deque(maxlen=200)
         try:
-            while True:
-                readings = dict(zip(paths, self.sampler.cgroups(list(paths.values())),
-                                    strict=True))
-                celsius = None
-                if cfg.resource_monitoring.temperature_monitoring:
-                    temps = [t.celsius for t in temperatures()]
-                    celsius = max(temps) if temps else None
-                decision = governor.step(readings, celsius)
-                await actor.apply(decision)
-                now = time.time()
-                for a in decision.actions:
-                    recent.append({"time": now, "kind": a.kind, "tier": a.tier, "key": a.key,
-                                   "before": a.before, "after": a.after, "reason": a.reason})
-                    self.log.info("governor %s %s %s: %s -> %s (%s)", a.kind, a.tier, a.key,
-                                  a.before, a.after, a.reason)
-                pressing = (not governor.quiet or any(
-                    decision.stall_percent.get(r, 0.0) >= targets[r] / 2 for r in RESOURCES))
-                if pressing and not self._pressing:
-                    self._wake.set()  # sample the machine at the fast rate now
-                self._pressing = pressing
-                self.publish(governor=GovernorView(
-                    tuple(t for t in cfg.governor.protect), targets, decision.stall_percent,
-                    celsius, decision.pooled, decision.settings, decision.frozen,
-                    tuple(recent), dict(actor.actions_total)))
-                await asyncio.sleep(cfg.resource_monitoring.min_interval_seconds)
+            await govern(self.cfg, self.sampler, await self.systemd(), self.log,
+                         self.publish, self._set_pressing)
         finally:
             self._pressing = False
-            # Stopping (or reloading) gives everything back; what a second
-            # cancellation interrupts stays recorded for the next start.
-            for line in await actor.restore():
-                self.log.info("governor: gave back %s", line)
+
+    def _set_pressing(self, pressing: bool) -> None:
+        if pressing and not self._pressing:
+            self._wake.set()  # sample the machine at the fast rate now
+        self._pressing = pressing
 
     async def _connect(self) -> Systemd:
         """A new systemd client; waits while there is no system bus instead

@@ -299,7 +299,9 @@ class Governor:
                 w = s.cpu_weight or self.configured_weight(tier, "cpu_weight")
                 q = s.cpu_quota if s.cpu_quota is not None else self.configured_quota(tier)
                 cores = s.allowed_cpus.cpus if s.allowed_cpus else self.configured_cores(tier)
-                if w > g.min_cpu_weight:
+                # An idle tier (CPUWeight=idle) already yields to everyone.
+                idle = self._policy(tier).cpu_weight == "idle"
+                if w > g.min_cpu_weight and not idle:
                     new = replace(s, cpu_weight=max(g.min_cpu_weight, int(w * HALF)))
                 elif q > g.min_cpu_quota:
                     new = replace(s, cpu_quota=max(g.min_cpu_quota, round(q * HALF, 2)))
