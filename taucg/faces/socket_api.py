@@ -1,4 +1,5 @@
-"""The daemon's Unix-socket API: JSON requests and responses, one per line.
+"""The daemon's Unix-socket API, the server side: JSON requests and
+responses, one per line (the client is socket_client.py).
 
 Request:  {"method": "health", "params": {...}, "id": 1}
 Response: {"id": 1, "ok": true, "result": ...}
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from taucg.actors.records import describe_uid
+from taucg.faces.socket_client import encode
 
 MAX_REQUEST_BYTES = 1 << 16
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
@@ -38,18 +40,6 @@ class ApiError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-class DaemonNotRunning(Exception):
-    """No daemon answers on the socket; the message says how to start one."""
-
-
-class DaemonError(Exception):
-    """The daemon answered with an error."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,14 +132,14 @@ class Server:
                         break
                     line = exc.partial  # a last request without its newline
                 except asyncio.LimitOverrunError:
-                    writer.write(_encode(_error(None, "too_large",
+                    writer.write(encode(_error(None, "too_large",
                                                 f"request over {MAX_REQUEST_BYTES} bytes")))
                     await writer.drain()
                     break  # the rest of that line cannot be framed
                 if not line.strip():
                     continue
                 response = await self.dispatch(peer, line)
-                writer.write(_encode(response))
+                writer.write(encode(response))
                 await writer.drain()
         except (ConnectionError, OSError):
             pass  # the client went away; nothing to answer
@@ -197,10 +187,6 @@ class Server:
         return {"id": req_id, "ok": True, "result": result}
 
 
-def _encode(obj: Any) -> bytes:
-    return json.dumps(obj, default=str).encode() + b"\n"
-
-
 def _clear_stale(path: Path) -> None:
     """Removes a socket left by a daemon that died; refuses to take over
     from one that still answers."""
@@ -219,9 +205,6 @@ def _clear_stale(path: Path) -> None:
                            "(systemctl stop taucg)")
 
 
-# ------------------------------------------------------------- client ---
-
-
 def param(params: Mapping[str, Any], name: str, kind: type, default: Any = None) -> Any:
     """A request parameter of the given type, or an ApiError naming it."""
     if name not in params and default is None:
@@ -231,39 +214,3 @@ def param(params: Mapping[str, Any], name: str, kind: type, default: Any = None)
         raise ApiError("bad_request", f"parameter {name!r} must be {kind.__name__}, "
                                       f"got {type(value).__name__}")
     return value
-
-
-def call(path: str | Path, method: str, params: Mapping[str, Any] | None = None,
-         timeout: float = 30.0) -> Any:
-    """One request to the daemon; returns its result or raises."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        try:
-            sock.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError):
-            raise DaemonNotRunning(
-                f"the taucg daemon is not running (nothing answers on {path}); start it "
-                "with 'systemctl start taucg' (or 'taucg daemon')") from None
-        except PermissionError:
-            raise DaemonNotRunning(
-                f"permission denied on {path}: the daemon's state is for root and the "
-                "group in [daemon] socket_group; ask an admin to add you to it") from None
-        sock.sendall(_encode({"id": 1, "method": method, "params": dict(params or {})}))
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(1 << 16)
-            if not chunk:
-                raise DaemonError("closed", "the daemon closed the connection without "
-                                            "answering; see 'journalctl -u taucg'")
-            buf += chunk
-    except TimeoutError:
-        raise DaemonError("timeout", f"the daemon did not answer {method} within "
-                                     f"{timeout:g} s") from None
-    finally:
-        sock.close()
-    response = json.loads(buf)
-    if not response.get("ok"):
-        err = response.get("error") or {}
-        raise DaemonError(str(err.get("code", "error")), str(err.get("message", response)))
-    return response.get("result")

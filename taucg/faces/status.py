@@ -159,7 +159,7 @@ def collect(cfg: Config, interval: float) -> StatusReport:
 
 def _sampling(cfg: Config) -> dict[str, Any]:
     """The daemon's sweep interval in use, when one answers at once."""
-    from taucg.faces.socket_api import DaemonError, DaemonNotRunning, call
+    from taucg.faces.socket_client import DaemonError, DaemonNotRunning, call
 
     try:
         ping = call(cfg.daemon.socket_path, "ping", timeout=2.0)

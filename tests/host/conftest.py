@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from taucg.faces.socket_api import DaemonNotRunning, call
+from taucg.faces.socket_client import DaemonNotRunning, call
 from tests.support.configs import Section, daemon_config
 
 BIN = Path(sys.executable).parent

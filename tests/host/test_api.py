@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from taucg.faces.socket_api import DaemonError, DaemonNotRunning, call
+from taucg.faces.socket_client import DaemonError, DaemonNotRunning, call
 from tests.support.cli import taucg
 
 NOBODY = 65534

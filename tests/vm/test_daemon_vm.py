@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from taucg.actors.systemd_dbus import SERVICE, JobFailed, NoSuchUnit
-from taucg.faces.socket_api import call
+from taucg.faces.socket_client import call
 from tests.support.blocking_systemd import BlockingSystemd
 
 from .helpers import Units, unit_state, wait_for

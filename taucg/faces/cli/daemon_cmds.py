@@ -21,7 +21,7 @@ DAEMON_NOT_RUNNING = 3  # exit status of a command that needs the daemon when no
 
 def _ask(cfg: Config, method: str, **params: Any) -> Any:
     """One request to the daemon; its absence or refusal is a clear error."""
-    from taucg.faces.socket_api import DaemonError, DaemonNotRunning, call
+    from taucg.faces.socket_client import DaemonError, DaemonNotRunning, call
 
     try:
         return call(cfg.daemon.socket_path, method, params)

@@ -23,7 +23,7 @@ def governor_cmd(count: int, fmt: str, config_path: str | None) -> None:
     governed tier carries now against its config, and the recent actions
     with their reasons (exit 3: no daemon; the persisted state is shown)."""
     from taucg.actors.governor_state import load_state, state_path
-    from taucg.faces.socket_api import DaemonError, DaemonNotRunning, call
+    from taucg.faces.socket_client import DaemonError, DaemonNotRunning, call
 
     cfg = load_config(config_path)
     try:
