@@ -31,8 +31,33 @@ class UserError(click.ClickException):
     """A problem the user can fix; printed without a traceback, exit 1."""
 
 
+# Command -> the module of its family. A command's module is imported only
+# when that command runs (or for --help), so `taucg config` pays for none of
+# the others.
+COMMAND_MODULES = {
+    "config": "config_cmds", "resources": "monitor_cmds", "status": "monitor_cmds",
+    "health": "monitor_cmds", "apply": "tier_cmds", "processes": "process_cmds",
+    "classify": "process_cmds", "run": "process_cmds", "recovery": "recovery_cmds",
+    "governor": "governor_cmds", "daemon": "daemon_cmds", "logs": "daemon_cmds",
+    "alerts": "daemon_cmds", "history": "daemon_cmds",
+}
+
+
 class TaucgGroup(click.Group):
-    """Turns expected failures into one clear message and an exit code."""
+    """Loads each command family on first use, and turns expected failures
+    into one clear message and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            import importlib
+
+            # Importing the module registers its commands on this group.
+            importlib.import_module(f"taucg.faces.cli.{module}")
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

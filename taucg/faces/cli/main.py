@@ -1,6 +1,6 @@
 """The entry points: `taucg` (also installed as `tau-monitor-cli`) and
-`tau-monitor`, the daemon under its older name. Importing the command
-modules registers their commands on the group."""
+`tau-monitor`, the daemon under its older name. The group loads each
+command module when its command runs (common.COMMAND_MODULES)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,7 @@ import click
 from taucg import __version__
 from taucg.config.loading import ConfigError
 from taucg.config.loading import load as load_config
-from taucg.faces.cli import (  # noqa: F401 - each registers its commands
-    config_cmds,
-    daemon_cmds,
-    governor_cmds,
-    monitor_cmds,
-    process_cmds,
-    recovery_cmds,
-    tier_cmds,
-)
 from taucg.faces.cli.common import cli
-from taucg.faces.cli.daemon_cmds import daemon_cmd
 
 # ------------------------------------------------------------ entry points ---
 
@@ -60,6 +50,8 @@ def tau_monitor(ctx: click.Context, foreground: bool, detach: bool, check: bool,
             click.echo(f"tau-monitor: {problem}", err=True)
         raise click.exceptions.Exit(2) from None
     if not check:
+        from taucg.faces.cli.daemon_cmds import daemon_cmd
+
         ctx.invoke(daemon_cmd, detach=detach, config_path=config_path)
         return
     from taucg.faces.cli.monitor_cmds import evaluate_health
