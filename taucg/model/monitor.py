@@ -319,6 +319,12 @@ class LeakDetector:
         series = self._series.get(subject)
         if series is None:
             series = self._series[subject] = deque(maxlen=self.length)
+        # Points closer than a tenth of the window add nothing to a slope but
+        # would push the window's start out of a bounded series: under smart
+        # sampling (1 s ticks) 120 points would span 2 minutes, never 5.
+        spacing = 0.9 * self.min_seconds / self.min_samples
+        if series and now - series[-1][0] < spacing:
+            return
         series.append((now, float(rss)))
 
     def forget(self, keep: Iterable[str]) -> None:

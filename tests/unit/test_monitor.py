@@ -160,3 +160,14 @@ def test_monitor_update_carries_values_and_tier_totals() -> None:
     assert second.values["tier.critical.cpu_percent"] == 100.0
     assert second.values["tier.critical.memory_bytes"] == 20.0
     assert m.history.series("tier.critical.memory_bytes")[-1][1] == 20.0
+
+
+def test_leaks_are_seen_under_fast_sampling_too() -> None:
+    """One reading a second for ten minutes: the series keeps a point per
+    ~27 s, so it spans the five minutes detection needs, in bounded memory."""
+    detector = LeakDetector(length=120)
+    subject = "process 7 (grower, started 1.00s after boot)"
+    for second in range(600):
+        detector.add(subject, float(second), (100 << 20) + second * (128 << 10))
+    assert len(detector._series[subject]) <= 25
+    assert [s.subject for s in detector.suspects()] == [subject]
