@@ -69,21 +69,33 @@ class GovernorActor:
         """Gives back everything a previous run recorded; returns what it did."""
         state = load_state(self.cfg)
         done: list[str] = []
+        kept: dict[str, dict[str, Any]] = {}
         for tier, keys in dict(state.get("tiers") or {}).items():
             if tier not in self.cfg.tiers or not isinstance(keys, dict):
                 continue
             props = dict(self.configured(tier, k) for k in keys if k in BY_KEY)
-            if props and await self._set(tier, props):
+            if not props:
+                continue
+            if await self._set(tier, props):
                 done.append(f"{slice_name(tier)}: {', '.join(sorted(keys))} back to the config")
                 audit(self.cfg.logging, "governor restore", slice_name(tier),
-                      before={k: str(v) for k, v in keys.items()}, after="configured",
-                      who=WHO, reason="the daemon started with a governed state on record")
+                      before={k: str(v) for k, v in keys.items()},
+                      after=dict.fromkeys(keys, "configured"), who=WHO,
+                      reason="giving back what the governor held")
+            else:
+                kept[tier] = keys  # still recorded: the next start tries again
+        still_frozen: set[str] = set()
         for tier in list(state.get("frozen") or []):
-            if tier in self.cfg.tiers and await self._thaw(tier):
+            if tier not in self.cfg.tiers:
+                continue
+            if await self._thaw(tier):
                 done.append(f"{slice_name(tier)} thawed")
-                audit(self.cfg.logging, "governor restore", slice_name(tier), before="frozen",
-                      after="running", who=WHO,
-                      reason="the daemon started with a freeze on record")
+                audit(self.cfg.logging, "governor restore", slice_name(tier),
+                      before={"freeze": "frozen"}, after={"freeze": "running"}, who=WHO,
+                      reason="giving back a freeze the governor held")
+            else:
+                still_frozen.add(tier)
+        self.applied, self.frozen = kept, still_frozen
         self._persist()
         return done
 
@@ -178,5 +190,9 @@ class GovernorActor:
                                      "relies on MemoryHigh alone")
         except OSError as exc:
             # EAGAIN: the kernel reclaimed less than asked, which is an answer too.
-            if exc.errno != errno.EAGAIN:
+            if exc.errno == errno.EAGAIN:
+                audit(self.cfg.logging, "governor reclaim", slice_name(tier),
+                      after=f"less than {amount} bytes", result="partial", who=WHO,
+                      reason="memory pressure on the protected tiers")
+            else:
                 self.say_once(f"reclaim {tier}", f"writing {path}: {exc.strerror}")

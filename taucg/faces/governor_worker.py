@@ -62,5 +62,8 @@ async def govern(cfg: Config, sampler: Sampler, client: Systemd, log: logging.Lo
                 decision.settings, decision.frozen, tuple(recent), dict(actor.actions_total)))
             await asyncio.sleep(cfg.resource_monitoring.min_interval_seconds)
     finally:
-        for line in await actor.restore():
+        # Shielded: the daemon's stop cancels its workers again and again, and
+        # a give-back cut off half way would leave a tier tightened until the
+        # next start reads governor.json.
+        for line in await asyncio.shield(actor.restore()):
             log.info("governor: gave back %s", line)

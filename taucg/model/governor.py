@@ -265,7 +265,10 @@ class Governor:
             st.calm_since = None
             st.last_relax = None
             if (st.hot_ticks >= self.cfg.governor.react_ticks
-                    and not self._tighten(resource, usage, actions, reclaim, reason)):
+                    and not self._tighten(resource, usage, actions, reclaim, reason)
+                    and self._contributes("background", resource, usage)):
+                # Only a Background that takes part in the contention is frozen:
+                # pressure from elsewhere (system.slice, Critical itself) is not its doing.
                 self._freeze(actions, reason + "; every other lever is at its floor")
             return
         st.hot_ticks = 0
@@ -293,8 +296,8 @@ class Governor:
         for tier in self.governed:
             s = self.settings.get(tier, Setting())
             new = s
-            if resource == "cpu" and self._use.get(tier, 0.0) < IDLE_CPU_PERCENT:
-                continue  # tightening a tier that uses no CPU frees none
+            if not self._contributes(tier, resource, usage):
+                continue  # squeezing a tier that holds next to nothing frees nothing
             if resource == "cpu":
                 w = s.cpu_weight or self.configured_weight(tier, "cpu_weight")
                 q = s.cpu_quota if s.cpu_quota is not None else self.configured_quota(tier)
@@ -326,6 +329,19 @@ class Governor:
                 self.settings[tier] = new
                 return True
         return False
+
+    def _contributes(self, tier: str, resource: str, usage: Mapping[str, int | None]) -> bool:
+        """Whether the tier takes a real part in the contention for a resource:
+        some CPU, or a memory share worth reclaiming (2% of RAM, and more
+        than twice the floor). IO has no per-tier reading here: every tier."""
+        if tier not in self.governed:
+            return False
+        if resource == "cpu":
+            return self._use.get(tier, 0.0) >= IDLE_CPU_PERCENT
+        if resource == "memory":
+            floor = self.cfg.governor.memory_high_floor.resolve(self.total_memory) or 0
+            return (usage.get(tier) or 0) >= max(2 * floor, self.total_memory // 50)
+        return True
 
     def _relax(self, resource: str, usage: Mapping[str, int | None], actions: list[Action],
                reason: str) -> bool:
@@ -432,10 +448,13 @@ class Governor:
             reason = (f"temperature {celsius:.1f} °C (throttle at {th.throttle_celsius:g} °C"
                       + (f", released below {th.throttle_celsius - th.hysteresis_celsius:g} °C)"
                          if cap is None else ")"))
-            for tier in self.governed:
-                actions.append(Action(tier, "thermal", "cpu_quota", _cap(self._thermal_cap),
-                                      _cap(cap), reason))
+            before = {t: self.wanted(t).get("cpu_quota") for t in self.governed}
             self._thermal_cap = cap
+            for tier in self.governed:
+                after = self.wanted(tier).get("cpu_quota")
+                if after != before[tier]:  # a tier whose own cap is lower keeps it
+                    actions.append(Action(tier, "thermal", "cpu_quota", _cap(before[tier]),
+                                          _cap(after), reason))
         hot = celsius >= th.critical_celsius
         cool = celsius < th.critical_celsius - th.hysteresis_celsius
         if hot and not self._thermal_frozen and "background" in self.governed:
