@@ -88,7 +88,7 @@ class GovernorActor:
         for tier in list(state.get("frozen") or []):
             if tier not in self.cfg.tiers:
                 continue
-            if await self._thaw(tier):
+            if await self._freeze(tier, thaw=True):
                 done.append(f"{slice_name(tier)} thawed")
                 audit(self.cfg.logging, "governor restore", slice_name(tier),
                       before={"freeze": "frozen"}, after={"freeze": "running"}, who=WHO,
@@ -131,7 +131,7 @@ class GovernorActor:
                 self.frozen.discard(tier)
                 self._persist()
         for tier in sorted(self.frozen - decision.frozen):
-            if await self._thaw(tier):
+            if await self._freeze(tier, thaw=True):
                 self.frozen.discard(tier)
                 self._persist()
         for action in decision.actions:
@@ -162,19 +162,13 @@ class GovernorActor:
             return False
         return True
 
-    async def _freeze(self, tier: str) -> bool:
+    async def _freeze(self, tier: str, *, thaw: bool = False) -> bool:
+        """FreezeUnit (ThawUnit with thaw); False, said once, when systemd refuses."""
+        verb = "thaw" if thaw else "freeze"
         try:
-            await self.client.freeze(slice_name(tier))
+            await (self.client.thaw if thaw else self.client.freeze)(slice_name(tier))
         except SystemdError as exc:
-            self.say_once(f"freeze {tier}", f"cannot freeze {slice_name(tier)}: {exc}")
-            return False
-        return True
-
-    async def _thaw(self, tier: str) -> bool:
-        try:
-            await self.client.thaw(slice_name(tier))
-        except SystemdError as exc:
-            self.say_once(f"thaw {tier}", f"cannot thaw {slice_name(tier)}: {exc}")
+            self.say_once(f"{verb} {tier}", f"cannot {verb} {slice_name(tier)}: {exc}")
             return False
         return True
 

@@ -265,6 +265,19 @@ def start_service(systemd: BlockingSystemd, units: Units, label: str, tier: str,
     return name
 
 
+def under_cpu_load(rig: Rig, systemd: BlockingSystemd, units: Units
+                   ) -> tuple[Daemon, str, str]:
+    """A running daemon with a low CPU target, a Critical probe and Normal hogs:
+    the pressure that makes the governor tighten Normal's weight."""
+    d = rig.configure(governor={"cpu_pressure_percent": 5.0, "freeze_background": False,
+                                "min_cpu_weight": 10, "min_cpu_quota": 50.0})
+    d.start()
+    d.wait_ready()
+    probe = start_service(systemd, units, "probe", "critical", cpu_load(2))
+    hogs = start_service(systemd, units, "hogs", "normal", cpu_load(4))
+    return d, probe, hogs
+
+
 def stop_service(systemd: BlockingSystemd, name: str) -> None:
     for action in (systemd.stop, systemd.reset_failed):
         with contextlib.suppress(SystemdError):
@@ -291,12 +304,7 @@ def tightened_normal() -> bool:
 def test_cpu_pressure_tightens_normal_then_gives_back_exactly(
         rig: Rig, systemd: BlockingSystemd, units: Units,
         report: Callable[[str], None]) -> None:
-    d = rig.configure(governor={"cpu_pressure_percent": 5.0, "freeze_background": False,
-                                "min_cpu_weight": 10, "min_cpu_quota": 50.0})
-    d.start()
-    d.wait_ready()
-    probe = start_service(systemd, units, "probe", "critical", cpu_load(2))
-    hogs = start_service(systemd, units, "hogs", "normal", cpu_load(4))
+    d, probe, hogs = under_cpu_load(rig, systemd, units)
     t0 = time.monotonic()
     wait_for(tightened_normal, 180, "tau-normal.slice's cpu.weight to drop below 100")
     reacted = since(t0)
@@ -420,12 +428,7 @@ def test_no_lever_left_freezes_background_then_thaws(
 def test_kill_9_then_restart_gives_the_tightened_tier_back(
         rig: Rig, systemd: BlockingSystemd, units: Units,
         report: Callable[[str], None]) -> None:
-    d = rig.configure(governor={"cpu_pressure_percent": 5.0, "freeze_background": False,
-                                "min_cpu_weight": 10, "min_cpu_quota": 50.0})
-    d.start()
-    d.wait_ready()
-    probe = start_service(systemd, units, "probe", "critical", cpu_load(2))
-    hogs = start_service(systemd, units, "hogs", "normal", cpu_load(4))
+    d, probe, hogs = under_cpu_load(rig, systemd, units)
     wait_for(tightened_normal, 180, "tau-normal.slice's cpu.weight to drop below 100")
     wait_for(lambda: "cpu_weight" in governor_json(rig.root).get("tiers", {}).get("normal", {}),
              30, "governor.json to record normal's weight")
@@ -456,12 +459,7 @@ def test_kill_9_then_restart_gives_the_tightened_tier_back(
 def test_clean_stop_gives_back_and_records_nothing(
         rig: Rig, systemd: BlockingSystemd, units: Units,
         report: Callable[[str], None]) -> None:
-    d = rig.configure(governor={"cpu_pressure_percent": 5.0, "freeze_background": False,
-                                "min_cpu_weight": 10, "min_cpu_quota": 50.0})
-    d.start()
-    d.wait_ready()
-    probe = start_service(systemd, units, "probe", "critical", cpu_load(2))
-    hogs = start_service(systemd, units, "hogs", "normal", cpu_load(4))
+    d, probe, hogs = under_cpu_load(rig, systemd, units)
     try:
         wait_for(tightened_normal, 180, "tau-normal.slice's cpu.weight to drop below 100")
         t0 = time.monotonic()
