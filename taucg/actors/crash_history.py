@@ -101,7 +101,7 @@ class CrashHistory(Database):
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        rows = [CrashEvent(*row) for row in self._db.execute(sql, args)]
+        rows = [CrashEvent(*row) for row in self._query(sql, args)]
         rows.reverse()
         return rows
 
@@ -116,12 +116,12 @@ class CrashHistory(Database):
             args.append(unit)
         sql += " GROUP BY unit ORDER BY unit"
         out = []
-        for name, count, first, last, last_result in self._db.execute(sql, args):
+        for name, count, first, last, last_result in self._query(sql, args):
             mtbf = (last - first) / (count - 1) if count > 1 else None
             out.append(UnitStats(name, count, first, last, last_result, mtbf))
         return out
 
     def attempts_since(self, unit: str, since: float) -> int:
-        row = self._db.execute("SELECT COUNT(*) FROM crashes WHERE unit = ? AND time >= ?",
-                               (unit, since)).fetchone()
-        return int(row[0])
+        rows = self._query("SELECT COUNT(*) FROM crashes WHERE unit = ? AND time >= ?",
+                           (unit, since))
+        return int(rows[0][0])

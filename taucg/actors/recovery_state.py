@@ -64,13 +64,51 @@ async def snapshot(cfg: Config, client: Systemd) -> dict[str, Any]:
     return snap
 
 
+class RecoveryStateError(Exception):
+    """The session snapshot cannot be used; names the file and the problem."""
+
+
+def _check_snapshot(data: Any) -> str | None:
+    """What is wrong with a parsed snapshot, or None."""
+    if not isinstance(data, dict):
+        return f"expected a JSON object, found {type(data).__name__}"
+    for key in ("time", "units", "blobs"):
+        if key not in data:
+            return f"the key {key!r} is missing"
+    if isinstance(data["time"], bool) or not isinstance(data["time"], int | float):
+        return "'time' is not a number"
+    units = data["units"]
+    if not isinstance(units, dict) or not all(
+            isinstance(s, dict) and isinstance(s.get("active_state"), str)
+            and isinstance(s.get("sub_state"), str) for s in units.values()):
+        return "'units' is not a table of unit -> {active_state, sub_state}"
+    if not isinstance(data["blobs"], list) or not all(isinstance(b, str) for b in data["blobs"]):
+        return "'blobs' is not a list of names"
+    return None
+
+
 def load_snapshot(cfg: Config) -> dict[str, Any] | None:
+    """The last snapshot; None when there is none yet. A damaged file raises
+    RecoveryStateError naming it: the watcher takes a new one every 30 s."""
     path = state_dir(cfg) / "session.json"
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         return None
-    return data
+    except IsADirectoryError:
+        raise RecoveryStateError(f"{path} is a directory, not a session snapshot; remove "
+                                 "it, and the recovery watcher writes a new one") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RecoveryStateError(f"{path} is damaged ({exc}); remove it, and the recovery "
+                                 "watcher writes a new one within 30 s") from None
+    except OSError as exc:
+        raise RecoveryStateError(f"cannot read {path}: {exc.strerror}") from None
+    problem = _check_snapshot(data)
+    if problem is not None:
+        raise RecoveryStateError(f"{path} is not a session snapshot: {problem}; remove it, "
+                                 "and the recovery watcher writes a new one within 30 s")
+    snap: dict[str, Any] = data
+    return snap
 
 
 def hand_back(cfg: Config, unit: str) -> Path | None:

@@ -372,7 +372,13 @@ class RecoveryWatcher:
 
         timeout = float(self.cfg.crash_recovery.recovery_timeout_seconds)
         keep = self.cfg.crash_recovery.save_session_state
-        snap = session.load_snapshot(self.cfg) if keep else None
+        snap = None
+        if keep:
+            try:
+                snap = session.load_snapshot(self.cfg)
+            except session.RecoveryStateError as exc:
+                # The unit is restarted all the same, without the session around it.
+                self.log(f"session state not restored: {exc}")
         handed = session.hand_back(self.cfg, unit) if keep else None
         try:
             await self.client.restart(unit, timeout=timeout)

@@ -38,8 +38,8 @@ CREATE INDEX IF NOT EXISTS samples_time ON samples (time);
     def load(self, since: float | None = None) -> dict[str, list[tuple[float, float]]]:
         """metric -> [(wall time, value)], oldest first."""
         out: dict[str, list[tuple[float, float]]] = {}
-        rows = self._db.execute("SELECT time, metric, value FROM samples WHERE time >= ? "
-                                "ORDER BY time", (since or 0.0,))
+        rows = self._query("SELECT time, metric, value FROM samples WHERE time >= ? "
+                           "ORDER BY time", (since or 0.0,))
         for t, metric, value in rows:
             out.setdefault(metric, []).append((t, value))
         return out

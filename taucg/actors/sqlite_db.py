@@ -6,14 +6,23 @@ writes.
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 
 class StoreError(Exception):
-    """The state database cannot be used; names the file and the fix."""
+    """The state database cannot be used; names the file and the fix.
+    ``damaged``: SQLite says the file itself is broken (not a permission or
+    a newer schema), so moving it aside is the cure."""
+
+    def __init__(self, message: str, damaged: bool = False) -> None:
+        super().__init__(message)
+        self.damaged = damaged
 
 
 class Database:
@@ -38,10 +47,24 @@ class Database:
             self._db.execute(f"PRAGMA user_version={self.SCHEMA_VERSION}")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the {self.WHAT} {path}: {exc}; check the state "
-                             "directory's permissions, or move a damaged file aside") from exc
+                             "directory's permissions, or move a damaged file aside",
+                             damaged=isinstance(exc, sqlite3.DatabaseError)) from exc
 
     def close(self) -> None:
         self._db.close()
+
+    def _damaged(self, exc: sqlite3.Error) -> StoreError:
+        return StoreError(f"the {self.WHAT} {self.path} cannot be read ({exc}); it is "
+                          "damaged: move it aside (the daemon does so itself) and a new "
+                          "one is started", damaged=isinstance(exc, sqlite3.DatabaseError))
+
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
+        """All rows of a query; any SQLite error (a damaged page) is a
+        StoreError naming the file."""
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from exc
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -49,7 +72,29 @@ class Database:
             self._db.execute("BEGIN IMMEDIATE")
             yield self._db
             self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with suppress(sqlite3.Error):
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            raise self._damaged(exc) from exc
         except BaseException:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
+
+    def move_aside(self) -> Path:
+        """Closes the file and renames it (with its WAL and SHM) to
+        <name>.damaged-<time>, so the next open starts afresh and nothing is
+        lost that an admin might still recover."""
+        with suppress(sqlite3.Error):
+            self._db.close()
+        return move_aside(self.path)
+
+
+def move_aside(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = path.with_name(f"{path.name}.damaged-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        with suppress(FileNotFoundError):
+            os.rename(f"{path}{suffix}", f"{dest}{suffix}")
+    return dest

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -42,6 +44,9 @@ except ModuleNotFoundError:  # pragma: no cover - Python < 3.11 has tomli instea
 BUILTIN = "built-in default"
 SYSTEM_CONFIG = Path("/etc/taucg/taucg.toml")
 ENV_VAR = "TAUCG_CONFIG"
+# 1 MiB: over a hundred times the built-in config, far below what hurts.
+MAX_CONFIG_BYTES = 1 << 20
+PID_MAX_LIMIT = 4 * 1024 * 1024  # the kernel's ceiling on pid_max, so on tasks
 
 
 # Keys of a table_of whose names are checked (tier names, unit names).
@@ -139,8 +144,14 @@ def _convert_scalar(check: Check, value: Any) -> Any:
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"expected a number, got {_type_name(value)}")
+        # TOML has nan and inf; no threshold, weight or duration means either.
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {value!r}")
         _range(float(value), check)
         return float(value)
+    if isinstance(value, str) and "\0" in value:
+        # A NUL byte passes TOML but no path, unit or name can hold one.
+        raise ValueError(f"{value!r} contains a NUL byte")
     if kind in ("str", "path", "regex", "choice", "unitname"):
         if not isinstance(value, str):
             raise ValueError(f"expected a string, got {_type_name(value)}")
@@ -189,6 +200,9 @@ def _convert_scalar(check: Check, value: Any) -> Any:
             raise ValueError(f'expected a positive integer or "infinity", got {_type_name(value)}')
         if value < 1:
             raise ValueError(f"tasks_max must be at least 1, got {value}")
+        if value > PID_MAX_LIMIT:
+            raise ValueError(f"tasks_max {value} is above {PID_MAX_LIMIT}, the most tasks "
+                             'Linux can have; use "infinity" for no limit')
         return value
     if kind == "user":
         if isinstance(value, bool) or not isinstance(value, int | str):
@@ -205,7 +219,8 @@ def _convert_scalar(check: Check, value: Any) -> Any:
         for name, w in value.items():
             if name not in check.choices:
                 raise ValueError(f"weight for {_choice_message(name, check.choices)}")
-            if isinstance(w, bool) or not isinstance(w, int | float) or w < 0:
+            if isinstance(w, bool) or not isinstance(w, int | float) or not w >= 0 \
+                    or not math.isfinite(w):
                 raise ValueError(f"the weight of {name} must be a number >= 0, got {w!r}")
             weights[name] = float(w)
         return MappingProxyType(weights)
@@ -416,8 +431,29 @@ def _parse(text: str, file: str) -> dict[str, Any]:
 
 
 def _read(path: Path) -> str:
+    """The file's text, refusing anything but a regular file of at most
+    MAX_CONFIG_BYTES before reading: a FIFO would block the reader forever,
+    and a huge file would take the daemon's memory and time."""
     try:
-        return path.read_text(encoding="utf-8")
+        # O_NONBLOCK: opening a FIFO with no writer returns at once, so fstat
+        # can say what it is instead of hanging in open().
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(path)
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigError([ConfigProblem(str(path), "", (
+                    "is not a regular file (a FIFO, socket or device); point --config or "
+                    "$TAUCG_CONFIG at a TOML file"))])
+            if st.st_size > MAX_CONFIG_BYTES:
+                raise ConfigError([ConfigProblem(str(path), "", (
+                    f"is {st.st_size} bytes; a config may have at most {MAX_CONFIG_BYTES} "
+                    "(the built-in one is about 7 KiB): is this the right file?"))])
+            data = os.read(fd, MAX_CONFIG_BYTES + 1)
+        finally:
+            os.close(fd)
+        return data.decode("utf-8")
     except FileNotFoundError:
         why = "no such file; check the path, or drop --config/$TAUCG_CONFIG to use the default"
     except PermissionError:

@@ -50,6 +50,7 @@ from taucg.readers.samples import ProcessSample, SystemSample
 if TYPE_CHECKING:
     from taucg.actors.recovery_watcher import RecoveryView, RecoveryWatcher
     from taucg.actors.sample_store import SampleStore
+    from taucg.actors.sqlite_db import StoreError
     from taucg.actors.systemd_dbus import Systemd
 
 WALL_MINUS_MONOTONIC = time.time() - time.monotonic()
@@ -112,6 +113,7 @@ class Daemon:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stop = asyncio.Event()
         self._reloading = asyncio.Lock()
+        self._reload_queued = False
         self.server = Server(methods(self), self._audit_api, self.log.error)
         self._metrics: tuple[Any, Any] | None = None
         self.reaper = ZombieReaper(in_scope=in_tiers)
@@ -134,7 +136,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload_logged()))
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         try:
             await self.server.start(Path(self.cfg.daemon.socket_path),
                                     self.cfg.daemon.socket_group)
@@ -203,8 +205,7 @@ class Daemon:
             self.samples = SampleStore(path, keep)
             stored = self.samples.load(time.time() - keep)
         except StoreError as exc:
-            self.log.error("sample history disabled: %s", exc)
-            self.samples = None
+            self._drop_samples(exc, path)
             return
         for metric, points in stored.items():
             for t, v in points:
@@ -279,7 +280,8 @@ class Daemon:
         notify("RELOADING=1\nSTATUS=reloading the config")
         generation = self.state.generation
         try:
-            new = load_config(self.config_path)
+            # Off the loop: a slow disk or NFS must not stop the watchdog pings.
+            new = await asyncio.to_thread(load_config, self.config_path)
         except ConfigError as exc:
             problems = [str(p) for p in exc.problems]
             for p in problems:
@@ -311,9 +313,19 @@ class Daemon:
         return {"reloaded": True, "problems": [], "generation": generation + 1,
                 "restart_needed": restart_needed}
 
+    def _on_sighup(self) -> None:
+        """A burst of SIGHUPs is one reload, plus at most one queued behind a
+        reload already running (which may have read the file too early)."""
+        if self._reload_queued:
+            return
+        self._reload_queued = True
+        asyncio.get_running_loop().create_task(self._reload_logged())
+
     async def _reload_logged(self) -> None:
         try:
-            await self.reload()
+            async with self._reloading:
+                self._reload_queued = False
+                await self._reload()
         except Exception:
             self.log.exception("reload failed")
 
@@ -394,12 +406,30 @@ class Daemon:
         return tick
 
     def _store(self, now: float, update: Update) -> None:
+        from taucg.actors.sqlite_db import StoreError
+
         if self.samples is None or not update.values:
             return
         try:
             self.samples.add(now, update.values)
-        except Exception as exc:
-            self.log.error("cannot write the sample history: %s", exc)
+        except StoreError as exc:
+            self._drop_samples(exc, self.samples.path)
+
+    def _drop_samples(self, exc: StoreError, path: Path) -> None:
+        """One clear line, a damaged file moved aside, and the daemon goes on
+        without persistent history (it would crash-loop under Restart=)."""
+        from taucg.actors.sqlite_db import move_aside
+
+        if self.samples is not None:
+            with contextlib.suppress(Exception):
+                self.samples.close()
+            self.samples = None
+        moved = None
+        if exc.damaged and path.exists():
+            with contextlib.suppress(OSError):
+                moved = move_aside(path)
+        self.log.error("sample history disabled until the next start: %s%s", exc,
+                       f"; moved it to {moved}" if moved else "")
 
     def _alert_record(self, now: float, alert: Alert) -> dict[str, Any]:
         message = alert.message()

@@ -40,3 +40,29 @@ def test_session_units_are_critical_plus_placed_services() -> None:
     cfg = loads('[crash_recovery]\ncritical_processes = ["a", "b.service"]\n'
                 '[tiers.high]\nunits = ["c"]\n')
     assert session.session_units(cfg) == ["a.service", "b.service", "c.service"]
+
+
+@pytest.mark.parametrize("content", [
+    b"garbage{", b"[]", b"{}", b'{"units": 5}', b'{"time": 1, "units": {}}',
+    b'{"time": "x", "units": {}, "blobs": []}',
+    b'{"time": 1, "units": {"a.service": {"active_state": 1}}, "blobs": []}',
+    b"\xff\xfe\x00bad utf-8", None])
+def test_a_damaged_session_snapshot_is_named_not_a_traceback(tmp_path: Path,
+                                                             content: bytes | None) -> None:
+    from tests.support.cli import taucg
+    from tests.support.configs import write_config
+
+    state = tmp_path / "s"
+    state.mkdir()
+    snap = state / "session.json"
+    if content is None:
+        snap.mkdir()  # a directory where the file should be
+    else:
+        snap.write_bytes(content)
+    cfg = write_config(tmp_path / "taucg.toml", crash_recovery={"session_state_path": state})
+    with pytest.raises(session.RecoveryStateError, match=str(snap)):
+        session.load_snapshot(loads(cfg.read_text()))
+    r = taucg("recovery", "session", config=cfg, check=False)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert str(snap) in r.stderr and "Traceback" not in r.stderr
+    assert "--session" not in r.stderr

@@ -62,3 +62,49 @@ def test_unusable_file_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match=r"cannot open the crash history .*move a damaged"):
         CrashHistory(bad)
+
+
+def damage_a_page(path: Path, table: str = "crashes") -> None:
+    """Overwrites the B-tree page header of the table's root page with
+    garbage, as a bad sector or a torn write would; the file header
+    (page 1) stays valid, so opening still works."""
+    with sqlite3.connect(path) as db:
+        size = db.execute("PRAGMA page_size").fetchone()[0]
+        root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?",
+                          (table,)).fetchone()[0]
+    with path.open("r+b") as f:
+        f.seek((root - 1) * size)
+        f.write(b"\xde\xad\xbe\xef" * (size // 8))
+
+
+def filled_history(path: Path) -> None:
+    h = CrashHistory(path)
+    for i in range(3000):  # enough rows for several pages
+        h.record(ev(1000.0 + i, unit=f"u{i % 7}.service"))
+    h.close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def test_a_damaged_page_is_a_store_error_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    filled_history(path)
+    damage_a_page(path)
+    with pytest.raises(StoreError, match=r"crash history .* is damaged") as err:
+        CrashHistory(path).stats()
+    assert err.value.damaged
+
+
+def test_recovery_history_on_a_damaged_file_says_so(tmp_path: Path) -> None:
+    from tests.support.cli import taucg
+    from tests.support.configs import write_config
+
+    state = tmp_path / "state"
+    state.mkdir()
+    filled_history(state / "history.db")
+    damage_a_page(state / "history.db")
+    cfg = write_config(tmp_path / "taucg.toml", crash_recovery={"state_directory": state})
+    r = taucg("recovery", "history", config=cfg, check=False)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "history.db" in r.stderr and "damaged" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -73,6 +73,20 @@ class TaucgGroup(click.Group):
             ctx.exit(1)
 
 
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange lets nan through (every comparison with it is
+    false); a number of seconds must be a real one."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 format_option = click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
     help="table on a terminal, tab-separated when piped, or json",

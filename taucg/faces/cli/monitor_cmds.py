@@ -10,7 +10,7 @@ import click
 
 from taucg.config.loading import load as load_config
 from taucg.config.schema import Config
-from taucg.faces.cli.common import cli, config_option, format_option
+from taucg.faces.cli.common import FiniteFloatRange, cli, config_option, format_option
 from taucg.faces.render import emit, resolve_format
 
 if TYPE_CHECKING:
@@ -30,9 +30,9 @@ if TYPE_CHECKING:
               help="thermal zones and hwmon sensors")
 @click.option("--pressure", "want", flag_value="pressure", multiple=True,
               help="pressure stall information")
-@click.option("--watch", type=click.FloatRange(0.1, 86400), default=None, metavar="SECONDS",
+@click.option("--watch", type=FiniteFloatRange(0.1, 86400), default=None, metavar="SECONDS",
               help="refresh every SECONDS until interrupted (JSON: one object per line)")
-@click.option("--interval", type=click.FloatRange(0.05, 60), default=0.5, show_default=True,
+@click.option("--interval", type=FiniteFloatRange(0.05, 60), default=0.5, show_default=True,
               help="seconds between the two samples that rates come from")
 @format_option
 @config_option
@@ -72,7 +72,7 @@ def resources_cmd(want: tuple[str, ...], watch: float | None, interval: float, f
 
 
 @cli.command("status")
-@click.option("--interval", type=click.FloatRange(0.05, 60), default=0.5, show_default=True,
+@click.option("--interval", type=FiniteFloatRange(0.05, 60), default=0.5, show_default=True,
               help="seconds between the two samples that rates come from")
 @format_option
 @config_option

@@ -62,10 +62,13 @@ def _overview(cfg: Config, fmt: str) -> None:
 @config_option
 def session_cmd(fmt: str, config_path: str | None) -> None:
     """The last session snapshot: units, their states, and state blobs."""
-    from taucg.actors.recovery_state import load_snapshot, state_dir
+    from taucg.actors.recovery_state import RecoveryStateError, load_snapshot, state_dir
 
     cfg = load_config(config_path)
-    snap = load_snapshot(cfg)
+    try:
+        snap = load_snapshot(cfg)
+    except RecoveryStateError as exc:
+        raise UserError(str(exc)) from None
     if snap is None:
         click.echo(f"no session snapshot yet ({state_dir(cfg) / 'session.json'}); the "
                    "recovery watcher takes one every 30 s")
@@ -98,8 +101,11 @@ def history_cmd(unit: str | None, fmt: str, config_path: str | None) -> None:
     except StoreError as exc:
         raise UserError(str(exc)) from None
     wanted = unit_name(unit) if unit else None
-    stats = history.stats(wanted)
-    events = history.events(wanted, limit=50)
+    try:
+        stats = history.stats(wanted)
+        events = history.events(wanted, limit=50)
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
     data = {"units": [{
         "unit": s.unit, "failures": s.failures, "first": s.first, "last": s.last,
         "last_result": s.last_result, "mtbf_seconds": s.mtbf_seconds} for s in stats],

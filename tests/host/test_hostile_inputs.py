@@ -1,0 +1,86 @@
+"""Inputs that used to hang or crash: a FIFO or huge file as the config,
+NaN on the command line, a storm of SIGHUPs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.support.cli import taucg
+
+
+def test_a_fifo_as_config_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "taucg.toml"
+    os.mkfifo(fifo)
+    t0 = time.monotonic()
+    r = taucg("config", "check", str(fifo), check=False, timeout=120)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "is not a regular file (a FIFO, socket or device)" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert time.monotonic() - t0 < 100  # it answered; before, it waited forever
+
+
+def test_a_huge_config_is_refused_before_reading(tmp_path: Path) -> None:
+    big = tmp_path / "taucg.toml"
+    big.write_text("# padding\n" * 300_000)
+    r = taucg("config", "check", str(big), check=False)
+    assert r.returncode == 2
+    assert f"is {big.stat().st_size} bytes; a config may have at most 1048576" in r.stderr
+
+
+def test_nan_on_the_command_line_is_a_usage_error() -> None:
+    for args in (["resources", "--watch", "nan"], ["status", "--interval", "nan"],
+                 ["resources", "--interval", "nan"]):
+        r = taucg(*args, check=False)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "is not a finite number" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+
+
+def test_a_sighup_storm_reloads_a_few_times_and_never_adds_a_sampler(start_daemon: Any
+                                                                     ) -> None:
+    d = start_daemon()  # interval_seconds = 1
+    before = d.call("ping")
+    for _ in range(100):
+        os.kill(d.proc.pid, signal.SIGHUP)
+    # Wait for the reloads to settle: the generation stops moving.
+    deadline = time.monotonic() + 120
+    last, still_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        gen = d.call("ping")["generation"]
+        if gen != last:
+            last, still_since = gen, time.monotonic()
+        elif time.monotonic() - still_since > 3:
+            break
+        time.sleep(0.2)
+    assert before["generation"] < last <= before["generation"] + 3, last
+    first = d.call("ping")["sweeps"]
+    time.sleep(5)
+    swept = d.call("ping")["sweeps"] - first
+    # One sampling loop at 1 s does at most ~6 sweeps in 5 s (a slow machine
+    # does fewer); a loop per reload would do a multiple of that.
+    assert swept <= 7, f"{swept} sweeps in 5 s: more than one sampling loop runs"
+    assert d.proc.poll() is None
+
+
+def test_a_damaged_sample_history_is_moved_aside_and_the_daemon_serves(
+        daemon_root: Path, start_daemon: Any) -> None:
+    from taucg.actors.sample_store import SampleStore
+    from tests.host.test_store import damage_a_page
+
+    state = daemon_root / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    store = SampleStore(state / "samples.db", keep_seconds=1e9)
+    for i in range(2000):
+        store.add(time.time() - 1000 + i * 0.1, {"cpu_percent": float(i), "load1": 1.0})
+    store.close()
+    damage_a_page(state / "samples.db", "samples")
+    d = start_daemon()  # before the fix: a traceback at start, a crash loop under Restart=
+    assert d.call("ping")["pid"] == d.proc.pid
+    moved = list(state.glob("samples.db.damaged-*"))
+    assert len(moved) == 1, list(state.iterdir())
+    errors = [r["message"] for r in d.call("logs.recent", count=50, level="error")]
+    assert any("sample history disabled" in m and "damaged" in m for m in errors), errors
