@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import grp
 import json
+import math
 import os
 import socket
 import struct
@@ -143,6 +144,9 @@ class Server:
                 await writer.drain()
         except (ConnectionError, OSError):
             pass  # the client went away; nothing to answer
+        except Exception as exc:
+            # Whatever it was, one line in the log and a clean close.
+            self.log(f"API connection from {peer.describe()} closed: {exc!r}")
         finally:
             writer.close()
             with contextlib.suppress(Exception):
@@ -150,9 +154,13 @@ class Server:
 
     async def dispatch(self, peer: Peer, line: bytes) -> dict[str, Any]:
         try:
-            request = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(None, "bad_request", f"not JSON: {exc}")
+            request = json.loads(line, parse_constant=_no_constant, parse_float=_finite)
+        except RecursionError:
+            self.log(f"API request from {peer.describe()} refused: nested too deep")
+            return _error(None, "bad_request", "not JSON taucg takes: nested too deep")
+        except ValueError as exc:  # JSONDecodeError, bad UTF-8, a 5,000-digit number
+            self.log(f"API request from {peer.describe()} refused: {str(exc)[:200]}")
+            return _error(None, "bad_request", f"not JSON taucg takes: {str(exc)[:200]}")
         if not isinstance(request, dict):
             return _error(None, "bad_request", "a request is a JSON object with a \"method\"")
         req_id = request.get("id")
@@ -185,6 +193,17 @@ class Server:
         if method.mutation:
             self.audit(peer, name, params, "ok")
         return {"id": req_id, "ok": True, "result": result}
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is out of a double's range")
+    return value
 
 
 def _clear_stale(path: Path) -> None:

@@ -29,7 +29,14 @@ class DaemonError(Exception):
 
 
 def encode(obj: Any) -> bytes:
-    return json.dumps(obj, default=str).encode() + b"\n"
+    """One JSON line; never NaN or Infinity, which are not JSON."""
+    try:
+        return json.dumps(obj, default=str, allow_nan=False).encode() + b"\n"
+    except ValueError:
+        return json.dumps({"id": obj.get("id") if isinstance(obj, dict) else None,
+                           "ok": False, "error": {"code": "internal", "message":
+                                                  "the answer held a non-finite number"}}
+                          ).encode() + b"\n"
 
 
 def call(path: str | Path, method: str, params: Mapping[str, Any] | None = None,

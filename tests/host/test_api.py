@@ -137,9 +137,17 @@ def test_malformed_requests_get_errors_and_the_daemon_lives(start_daemon: Any) -
         (b'{"method": "logs.recent", "params": {"level": "loud"}}\n', "bad_request"),
         (b'{"method": "history", "params": {"metric": "no-such-metric"}}\n', "not_found"),
         (b"\xff\xfe\x00garbage\n", "bad_request"),
+        (b"[" * 1000 + b"\n", "bad_request"),  # deep nesting: RecursionError before
+        (b'{"id": ' + b"9" * 5000 + b', "method": "ping"}\n', "bad_request"),  # int limit
+        (b'{"id": 1e999, "method": "ping"}\n', "bad_request"),  # would be Infinity
+        (b'{"id": NaN, "method": "ping"}\n', "bad_request"),
     ]
     for payload, code in cases:
         responses = raw(d.socket, payload)
+        # Strict JSON on the way back too: json.loads above would take
+        # Infinity, so look at the text.
+        assert b"Infinity" not in json.dumps(responses).encode() and all(
+            r.get("id") is None or isinstance(r["id"], int) for r in responses)
         assert len(responses) == 1, (payload, responses)
         assert responses[0]["ok"] is False and responses[0]["error"]["code"] == code, (
             payload, responses)
