@@ -8,11 +8,45 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 TEMP_MARK = ".taucg-"  # in every temp file's name, so leftovers can be found
+# Logs and state hold what the socket keeps to root and its group: 0640
+# files and 0750 directories, never readable by every user.
+PRIVATE_MODE = 0o640
+PRIVATE_DIR_MODE = 0o750
+
+
+def private_dir(path: Path) -> None:
+    """Creates a directory (and its parents) 0750; an existing one is left."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+
+
+def open_private(path: Path, flags: int) -> int:
+    """os.open for taucg's own logs and state: never through a symbolic link
+    (a user who could plant one would redirect root's writes), only a
+    regular file, created 0640 and tightened to it if it was wider."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_MODE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, f"{path} is a symbolic link, and taucg does not "
+                          "follow links for its own files; remove the link", str(path)
+                          ) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file", str(path))
+        if stat.S_IMODE(st.st_mode) & 0o027:
+            os.fchmod(fd, PRIVATE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 class LockBusy(Exception):

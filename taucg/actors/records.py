@@ -27,6 +27,7 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
+from taucg.actors.files import open_private, private_dir
 from taucg.config.schema import Logging
 
 LOGGER = "taucg"
@@ -88,7 +89,8 @@ class _Rotator:
 
     def __call__(self, source: str, dest: str) -> None:
         if self.settings.log_compression:
-            with open(source, "rb") as src, gzip.open(dest, "wb") as dst:
+            fd = open_private(Path(dest), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            with open(source, "rb") as src, gzip.open(os.fdopen(fd, "wb"), "wb") as dst:
                 shutil.copyfileobj(src, dst)
             os.remove(source)
         else:
@@ -103,12 +105,20 @@ def json_formatter() -> logging.Formatter:
                          datefmt=DATE_FORMAT)
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Opens its file through files.open_private: 0640, no symbolic links."""
+
+    def _open(self) -> Any:
+        fd = open_private(Path(self.baseFilename), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 def rotating_handler(path: Path, settings: Logging, structured: bool = True) -> logging.Handler:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     max_bytes = settings.max_log_size_mb << 20 if settings.log_rotation else 0
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes,
-                                                   backupCount=settings.rotated_files_kept,
-                                                   encoding="utf-8")
+    handler = PrivateRotatingFileHandler(path, maxBytes=max_bytes,
+                                         backupCount=settings.rotated_files_kept,
+                                         encoding="utf-8")
     if settings.log_compression:
         handler.namer = lambda name: f"{name}.gz"
     handler.rotator = _Rotator(path, settings)

@@ -60,7 +60,7 @@ async def snapshot(cfg: Config, client: Systemd) -> dict[str, Any]:
     blobs_dir = state_dir(cfg) / "blobs"
     blobs = sorted(p.name for p in blobs_dir.iterdir()) if blobs_dir.is_dir() else []
     snap = {"time": time.time(), "units": units, "blobs": blobs}
-    write_atomic(state_dir(cfg) / "session.json", json.dumps(snap, indent=2))
+    write_atomic(state_dir(cfg) / "session.json", json.dumps(snap, indent=2), mode=0o640)
     return snap
 
 

@@ -14,6 +14,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from taucg.actors.files import open_private, private_dir
+
 
 class StoreError(Exception):
     """The state database cannot be used; names the file and the fix.
@@ -35,7 +37,10 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
+            # Created (or checked) by us first: 0640 and no symbolic link. SQLite
+            # gives the -wal and -shm files the database's own mode.
+            os.close(open_private(path, os.O_RDWR | os.O_CREAT))
             self._db = sqlite3.connect(path, timeout=10, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")

@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from taucg.actors.files import open_private, private_dir
 from taucg.config.schema import Config
 
 
@@ -56,8 +57,15 @@ def detach_and_run(cfg: Config, config_path: str | None) -> int:
         os.dup2(devnull, fd)
     status = 1
     try:
-        pidfile.parent.mkdir(parents=True, exist_ok=True)
-        pidfile.write_text(f"{os.getpid()}\n")
+        try:
+            private_dir(pidfile.parent)
+            fd = open_private(pidfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+        except OSError as exc:
+            _answer(write_end, f"cannot write the pidfile: {exc.strerror or exc}; check "
+                               "[daemon] pidfile")
+            raise
         from taucg.faces.daemon import run
 
         status = run(cfg, config_path, on_ready=lambda error: _answer(write_end, error))

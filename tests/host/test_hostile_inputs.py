@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.cli import taucg
 
 
@@ -84,3 +86,60 @@ def test_a_damaged_sample_history_is_moved_aside_and_the_daemon_serves(
     assert len(moved) == 1, list(state.iterdir())
     errors = [r["message"] for r in d.call("logs.recent", count=50, level="error")]
     assert any("sample history disabled" in m and "damaged" in m for m in errors), errors
+
+
+def test_logs_and_state_are_not_world_readable(daemon_root: Path, start_daemon: Any) -> None:
+    import stat
+
+    d = start_daemon()
+    d.call("reload")  # audited: the audit log exists
+    deadline = time.monotonic() + 60
+    wanted = [d.log_dir / n for n in ("monitor.log", "audit.log", "performance.log")]
+    wanted.append(daemon_root / "state" / "samples.db")
+    while not all(p.exists() for p in wanted) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for p in wanted:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o640, (p, oct(p.stat().st_mode))
+    for p in (daemon_root / "state").glob("samples.db-*"):
+        assert not stat.S_IMODE(p.stat().st_mode) & 0o007, (p, oct(p.stat().st_mode))
+
+
+def test_a_symlink_at_a_log_or_state_path_is_refused(tmp_path: Path) -> None:
+    from taucg.actors.records import audit
+    from taucg.actors.sample_store import SampleStore
+    from taucg.actors.sqlite_db import StoreError
+    from taucg.config.loading import loads
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "audit.log").symlink_to(victim)
+    (tmp_path / "samples.db").symlink_to(victim)
+    cfg = loads(f'[logging]\naudit_log_path = "{tmp_path / "audit.log"}"\n'
+                f'performance_log_path = "{tmp_path / "perf.log"}"\n')
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        audit(cfg.logging, "test", "nothing")
+    assert "is a symbolic link" in err.getvalue(), err.getvalue()
+    with pytest.raises(StoreError, match="is a symbolic link"):
+        SampleStore(tmp_path / "samples.db", 60)
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_symlinked_pidfile_is_refused(tmp_path: Path) -> None:
+    from tests.support.cli import taucg
+    from tests.support.configs import private_paths, write_config
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    paths = private_paths(tmp_path)
+    pidfile = Path(str(paths["daemon"]["pidfile"]))
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    pidfile.symlink_to(victim)
+    cfg = write_config(tmp_path / "taucg.toml", **paths)
+    r = taucg("daemon", "--detach", config=cfg, check=False, timeout=120)
+    assert r.returncode != 0
+    assert "is a symbolic link" in (r.stdout + r.stderr), (r.stdout, r.stderr)
+    assert victim.read_text() == "precious\n"
