@@ -13,13 +13,11 @@ The daemon's main log (faces/logs.py) uses the same handlers.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import logging.handlers
 import os
 import pwd
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,7 +25,7 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-from taucg.actors.files import open_private, private_dir
+from taucg.actors.shared_log import SharedRotatingFileHandler
 from taucg.config.schema import Logging
 
 LOGGER = "taucg"
@@ -82,22 +80,6 @@ def prune(path: Path, retention_days: float, now: float | None = None) -> list[P
     return removed
 
 
-class _Rotator:
-    def __init__(self, path: Path, settings: Logging) -> None:
-        self.path = path
-        self.settings = settings
-
-    def __call__(self, source: str, dest: str) -> None:
-        if self.settings.log_compression:
-            fd = open_private(Path(dest), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            with open(source, "rb") as src, gzip.open(os.fdopen(fd, "wb"), "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            os.remove(source)
-        else:
-            os.rename(source, dest)
-        prune(self.path, self.settings.retention_days)
-
-
 def json_formatter() -> logging.Formatter:
     return JsonFormatter("{asctime}{levelname}{name}{message}", style="{",
                          rename_fields={"asctime": "time", "levelname": "level",
@@ -105,23 +87,11 @@ def json_formatter() -> logging.Formatter:
                          datefmt=DATE_FORMAT)
 
 
-class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
-    """Opens its file through files.open_private: 0640, no symbolic links."""
-
-    def _open(self) -> Any:
-        fd = open_private(Path(self.baseFilename), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
-
-
 def rotating_handler(path: Path, settings: Logging, structured: bool = True) -> logging.Handler:
-    private_dir(path.parent)
+    """A log file shared safely by every taucg process (shared_log.py)."""
     max_bytes = settings.max_log_size_mb << 20 if settings.log_rotation else 0
-    handler = PrivateRotatingFileHandler(path, maxBytes=max_bytes,
-                                         backupCount=settings.rotated_files_kept,
-                                         encoding="utf-8")
-    if settings.log_compression:
-        handler.namer = lambda name: f"{name}.gz"
-    handler.rotator = _Rotator(path, settings)
+    handler = SharedRotatingFileHandler(path, max_bytes, settings.rotated_files_kept,
+                                        settings.log_compression, settings.retention_days)
     handler.setFormatter(json_formatter() if structured
                          else logging.Formatter(TEXT_FORMAT, DATE_FORMAT))
     return handler
@@ -161,13 +131,22 @@ def audit_logger(settings: Logging) -> logging.Logger | None:
     return _side_logger("audit", settings.audit_log_path, settings)
 
 
+def refusals_path(settings: Logging) -> Path:
+    """Where refused requests go: beside the audit log, never in it, so no
+    flood of refusals by an unprivileged peer can rotate root's records out."""
+    audit_path = Path(settings.audit_log_path)
+    return audit_path.with_name(audit_path.stem + ".refused" + (audit_path.suffix or ".log"))
+
+
 def audit(settings: Logging, action: str, target: str, *, before: Any = None,
           after: Any = None, result: str = "ok", who: str | None = None,
-          **fields: Any) -> None:
-    """Records one mutation. A log that cannot be written is reported on
-    stderr and does not undo or block the change that already happened."""
+          refusal: bool = False, **fields: Any) -> None:
+    """Records one mutation (or, with refusal, one refused request, in the
+    refusals log). A log that cannot be written is reported on stderr and
+    does not undo or block the change that already happened."""
     try:
-        logger = audit_logger(settings)
+        logger = (audit_logger(settings) if not refusal or not settings.audit_logging
+                  else _side_logger("refused", str(refusals_path(settings)), settings))
     except OSError as exc:
         print(f"taucg: cannot write the audit log {settings.audit_log_path}: {exc.strerror}; "
               "check [logging] audit_log_path", file=sys.stderr)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -58,6 +59,7 @@ WALL_MINUS_MONOTONIC = time.time() - time.monotonic()
 # which fork and exec events keep complete; a full listing at least this
 # often is the safety net, and at once after the kernel dropped events.
 FULL_SWEEP_SECONDS = 60.0
+REFUSALS_PER_MINUTE = 10  # audited per peer uid; the rest are counted
 
 
 def notify(state: str) -> None:
@@ -118,6 +120,7 @@ class Daemon:
         self._metrics: tuple[Any, Any] | None = None
         self.reaper = ZombieReaper(in_scope=in_tiers)
         self._stubborn: set[int] = set()
+        self._refusals: dict[int, tuple[float, int, int]] = {}  # uid -> window, n, dropped
 
     @property
     def history(self) -> MetricSeries:
@@ -600,10 +603,27 @@ class Daemon:
 
     def _audit_api(self, peer: Peer, method: str, params: Mapping[str, Any], result: str
                    ) -> None:
+        if not result.startswith("refused"):
+            records.audit(self.cfg.logging, f"api {method}", str(self.cfg.daemon.socket_path),
+                          after=dict(params) or None, result=result, who=peer.describe())
+            return
+        # A refusal: bounded params, at most REFUSALS_PER_MINUTE per peer uid
+        # (the rest counted), and in the refusals log, apart from root's records.
+        now = time.monotonic()
+        window, count, suppressed = self._refusals.get(peer.uid, (now, 0, 0))
+        if now - window >= 60:
+            window, count = now, 0
+        if count >= REFUSALS_PER_MINUTE:
+            self._refusals[peer.uid] = (window, count, suppressed + 1)
+            return
+        self._refusals[peer.uid] = (window, count + 1, 0)
+        shown = json.dumps(dict(params), default=str)
         records.audit(self.cfg.logging, f"api {method}", str(self.cfg.daemon.socket_path),
-                      after=dict(params) or None, result=result, who=peer.describe())
-        if result.startswith("refused"):
-            self.log.warning("API %s refused for %s", method, peer.describe())
+                      after=shown if len(shown) <= 512 else shown[:512] + " (cut)",
+                      result=result, who=peer.describe(), refusal=True,
+                      suppressed_before=suppressed)
+        self.log.warning("API %s refused for %s%s", method, peer.describe(),
+                         f" ({suppressed} more refusals not recorded)" if suppressed else "")
 
 
 def run(cfg: Config, config_path: str | None, *, to_stderr: bool = False,

@@ -101,8 +101,11 @@ _JSON_LEVEL = re.compile(r'"level": "([A-Z]+)"')
 
 
 def log_paths(settings: Logging) -> dict[str, Path]:
+    from taucg.actors.records import refusals_path
+
     return {"main": Path(settings.log_file_path), "audit": Path(settings.audit_log_path),
-            "performance": Path(settings.performance_log_path)}
+            "performance": Path(settings.performance_log_path),
+            "refused": refusals_path(settings)}
 
 
 def parse_line(line: str) -> dict[str, Any] | None:

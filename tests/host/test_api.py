@@ -68,8 +68,8 @@ def effective_nobody() -> Iterator[None]:
         os.setgroups(groups)
 
 
-def audit_records(d: Any) -> list[dict[str, Any]]:
-    path = d.log_dir / "audit.log"
+def audit_records(d: Any, name: str = "audit.log") -> list[dict[str, Any]]:
+    path = d.log_dir / name
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines()]
@@ -104,14 +104,15 @@ def test_group_member_reads_but_cannot_mutate_and_is_audited(start_daemon: Any) 
     assert refused["ok"] is False and refused["error"]["code"] == "forbidden", refused
     assert "needs root" in refused["error"]["message"]
     assert "nobody" in refused["error"]["message"]
-    records = [r for r in audit_records(d) if r["action"] == "api reload"]
+    # Refusals go to the refusals log, apart from root's records.
+    records = [r for r in audit_records(d, "audit.refused.log") if r["action"] == "api reload"]
     assert len(records) == 1
     assert records[0]["result"] == "refused: not root"
     assert records[0]["who"].startswith("nobody (uid 65534)")
-    # Root may, and that is audited too.
+    # Root may, and that is audited in the audit log.
     assert call(d.socket, "reload")["reloaded"] is True
     results = [r["result"] for r in audit_records(d) if r["action"] == "api reload"]
-    assert results == ["refused: not root", "ok"]
+    assert results == ["ok"]
     assert d.proc.poll() is None
 
 
@@ -262,3 +263,30 @@ def test_metrics_are_off_by_default() -> None:
     from taucg.config.loading import builtin
 
     assert builtin().daemon.metrics_address == ""
+
+
+FLOOD_CLIENT = """
+import json, socket, sys
+pad = "x" * 60_000
+for i in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    s.sendall(json.dumps({"id": i, "method": "reload", "params": {"pad": pad}}).encode() + b"\\n")
+    s.recv(65536)
+    s.close()
+"""
+
+
+def test_a_refusal_flood_evicts_no_root_record(start_daemon: Any) -> None:
+    d = start_daemon(group="nogroup")
+    assert call(d.socket, "reload")["reloaded"] is True  # root's record, first
+    r = subprocess.run(["/usr/bin/python3", "-c", FLOOD_CLIENT, str(d.socket), "300"],
+                       user=NOBODY, group=NOBODY, extra_groups=[], capture_output=True,
+                       check=False, text=True, timeout=300, cwd="/")
+    assert r.returncode == 0, r.stderr
+    ok = [x for x in audit_records(d) if x["action"] == "api reload"]
+    assert [x["result"] for x in ok] == ["ok"]  # root's record stays where it was
+    refused = audit_records(d, "audit.refused.log")
+    assert 1 <= len(refused) <= 20, len(refused)  # rate-limited per uid
+    assert all(len(json.dumps(x)) < 2000 for x in refused)  # params bounded
+    assert d.proc.poll() is None

@@ -68,7 +68,7 @@ def daemon_cmd(detach: bool, config_path: str | None) -> None:
               help="how many records with --recent")
 @click.option("--level", type=click.Choice(["debug", "info", "warning", "error", "critical"]),
               default=None, help="with --recent: only records at or above this level")
-@click.option("--log", "which", type=click.Choice(["main", "audit", "performance"]),
+@click.option("--log", "which", type=click.Choice(["main", "audit", "performance", "refused"]),
               default="main", show_default=True, help="which log --recent reads")
 @format_option
 @config_option
