@@ -183,10 +183,16 @@ class Systemd:
     # -- connection ------------------------------------------------------
 
     async def connect(self) -> Systemd:
+        bus = None
         try:
             bus = MessageBus(bus_type=BusType.SYSTEM)
             self._bus = await asyncio.wait_for(bus.connect(), self.timeout)
         except (TimeoutError, OSError) as exc:
+            # A failed attempt must not keep its socket: a daemon retrying
+            # every few seconds would run out of descriptors.
+            if bus is not None:
+                with contextlib.suppress(Exception):
+                    bus.disconnect()
             raise SystemdUnavailable(
                 f"cannot connect to the D-Bus system bus ({SYSTEM_BUS_SOCKET}): {exc}; "
                 "taucg needs a running dbus and systemd as PID 1"

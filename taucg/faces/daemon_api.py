@@ -37,7 +37,19 @@ class DaemonFace(Protocol):
 
     async def systemd(self) -> Systemd: ...
 
+    async def systemd_now(self, timeout: float = 10.0) -> Systemd: ...
+
     def safe_mode_left(self) -> None: ...
+
+
+async def _bus(d: DaemonFace) -> Systemd:
+    """systemd for a mutation, or an ApiError naming the cause within 10 s."""
+    from taucg.actors.systemd_dbus import SystemdError, SystemdUnavailable
+
+    try:
+        return await d.systemd_now()
+    except (SystemdUnavailable, SystemdError) as exc:
+        raise ApiError("unavailable", str(exc)) from None
 
 
 def methods(d: DaemonFace) -> dict[str, Method]:
@@ -120,7 +132,7 @@ def methods(d: DaemonFace) -> dict[str, Method]:
 
         restart_moved = param(params, "restart_moved", bool, False)
         try:
-            done = await ap.apply_config(d.cfg, await d.systemd(),
+            done = await ap.apply_config(d.cfg, await _bus(d),
                                          restart_moved=restart_moved, who=peer.describe())
         except ap.PreflightError as exc:
             raise ApiError("preflight", "; ".join(str(p) for p in exc.problems)) from None
@@ -131,7 +143,7 @@ def methods(d: DaemonFace) -> dict[str, Method]:
     async def leave_safe_mode(_peer: Peer, _params: Mapping[str, Any]) -> list[str]:
         from taucg.actors.recovery_watcher import leave_safe_mode as thaw
 
-        thawed = await thaw(await d.systemd())
+        thawed = await thaw(await _bus(d))
         d.safe_mode_left()
         return thawed
 

@@ -31,6 +31,9 @@ from taucg.actors.records import describe_uid
 from taucg.faces.socket_client import encode
 
 MAX_REQUEST_BYTES = 1 << 16
+MAX_CONNECTIONS = 64  # in all: past it a client is told "busy" and closed
+MAX_PER_PEER = 16  # per peer uid, so one user cannot take every slot
+IDLE_SECONDS = 30.0  # a connection that sends no complete request is closed
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
@@ -88,6 +91,7 @@ class Server:
         self.log = log
         self._server: asyncio.AbstractServer | None = None
         self.path: Path | None = None
+        self._open: dict[int, int] = {}  # peer uid -> open connections
 
     async def start(self, path: Path, group: str) -> None:
         try:
@@ -124,10 +128,31 @@ class Server:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = peer_of(writer.get_extra_info("socket"))
+        total = sum(self._open.values())
+        if total >= MAX_CONNECTIONS or self._open.get(peer.uid, 0) >= MAX_PER_PEER:
+            why = (f"{MAX_CONNECTIONS} connections are open" if total >= MAX_CONNECTIONS
+                   else f"{describe_uid(peer.uid)} has {MAX_PER_PEER} connections open")
+            with contextlib.suppress(Exception):
+                writer.write(encode(_error(None, "busy", f"{why}; try again later")))
+                await writer.drain()
+                writer.close()
+            return
+        self._open[peer.uid] = self._open.get(peer.uid, 0) + 1
+        try:
+            await self._requests(peer, reader, writer)
+        finally:
+            self._open[peer.uid] -= 1
+            if not self._open[peer.uid]:
+                del self._open[peer.uid]
+
+    async def _requests(self, peer: Peer, reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 try:
-                    line = await reader.readuntil(b"\n")
+                    line = await asyncio.wait_for(reader.readuntil(b"\n"), IDLE_SECONDS)
+                except TimeoutError:
+                    break  # silent too long: the slot goes to someone else
                 except asyncio.IncompleteReadError as exc:
                     if not exc.partial.strip():
                         break

@@ -51,6 +51,10 @@ def call(path: str | Path, method: str, params: Mapping[str, Any] | None = None,
             raise DaemonNotRunning(
                 f"the taucg daemon is not running (nothing answers on {path}); start it "
                 "with 'systemctl start taucg' (or 'taucg daemon')") from None
+        except BlockingIOError:
+            raise DaemonError("busy", f"the daemon's socket {path} has a full backlog; it "
+                                      "is overloaded or stuck: try again, or see "
+                                      "'journalctl -u taucg'") from None
         except PermissionError:
             raise DaemonNotRunning(
                 f"permission denied on {path}: the daemon's state is for root and the "

@@ -290,3 +290,55 @@ def test_a_refusal_flood_evicts_no_root_record(start_daemon: Any) -> None:
     assert 1 <= len(refused) <= 20, len(refused)  # rate-limited per uid
     assert all(len(json.dumps(x)) < 2000 for x in refused)  # params bounded
     assert d.proc.poll() is None
+
+
+def test_mutations_answer_in_bounded_time_without_dbus_and_leak_no_fds(
+        start_daemon: Any) -> None:
+    """This host has no system bus: leave_safe_mode used to wait for one forever."""
+    d = start_daemon()
+    fds = len(os.listdir(f"/proc/{d.proc.pid}/fd"))
+    for _ in range(3):
+        t0 = time.monotonic()
+        with pytest.raises(DaemonError) as err:
+            call(d.socket, "recovery.leave_safe_mode", timeout=60)
+        assert err.value.code == "unavailable", err.value
+        assert "system bus" in str(err.value)
+        assert time.monotonic() - t0 < 50
+    assert len(os.listdir(f"/proc/{d.proc.pid}/fd")) <= fds + 2
+    assert d.call("ping")["pid"] == d.proc.pid
+
+
+def test_connection_limits_and_idle_timeout(start_daemon: Any) -> None:
+    d = start_daemon()
+    silent = []
+    try:
+        for _ in range(16):  # the per-peer limit, all root's
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(60)
+            s.connect(str(d.socket))
+            # One answered request proves the daemon holds the connection open.
+            s.sendall(b'{"method": "ping"}\n')
+            assert s.recv(65536).endswith(b"\n")
+            silent.append(s)
+        # The 17th is told at once, before it says anything, and closed.
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(60)
+        s.connect(str(d.socket))
+        extra = json.loads(s.recv(65536))
+        s.close()
+        assert extra["ok"] is False and extra["error"]["code"] == "busy", extra
+        # A silent connection is closed by the daemon after its idle timeout.
+        silent[0].settimeout(90)
+        assert silent[0].recv(1) == b""
+    finally:
+        for s in silent:
+            s.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            assert d.call("ping")["pid"] == d.proc.pid
+            break
+        except DaemonError:
+            time.sleep(0.5)  # slots free as the daemon notices the closes
+    else:
+        raise AssertionError("the daemon never served again after the clients left")
