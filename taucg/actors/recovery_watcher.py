@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -57,9 +56,14 @@ def history_path(cfg: Config) -> Path:
     return Path(cfg.crash_recovery.state_directory) / "history.db"
 
 
-def notify_admin(unit: str, message: str, fields: dict[str, Any], command: str | None) -> str:
+NOTIFY_TIMEOUT = 60.0
+
+
+async def notify_admin(unit: str, message: str, fields: dict[str, Any],
+                       command: str | None) -> str:
     """A journal entry at crit priority with structured fields, and the
-    configured command if any. Returns how the admin was told."""
+    configured command if any, run without blocking the loop (a hung
+    command is killed after NOTIFY_TIMEOUT). Returns how the admin was told."""
     told = []
     try:
         from systemd import journal
@@ -73,11 +77,17 @@ def notify_admin(unit: str, message: str, fields: dict[str, Any], command: str |
         env = {**os.environ, "TAUCG_UNIT": unit, "TAUCG_MESSAGE": message,
                **{f"TAUCG_{k.upper()}": str(v) for k, v in fields.items()}}
         try:
-            rc = subprocess.run(["/bin/sh", "-c", command], env=env, timeout=60,
-                                check=False).returncode
-            told.append(f"command exit {rc}")
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            proc = await asyncio.create_subprocess_exec("/bin/sh", "-c", command, env=env)
+        except OSError as exc:
             told.append(f"command failed ({exc})")
+        else:
+            try:
+                rc = await asyncio.wait_for(proc.wait(), NOTIFY_TIMEOUT)
+                told.append(f"command exit {rc}")
+            except TimeoutError:
+                proc.kill()  # our own child, by its PID
+                await proc.wait()
+                told.append(f"command killed after {NOTIFY_TIMEOUT:g} s")
     if not told or all("unavailable" in t for t in told):
         # Last resort, so a notification is never silent.
         print(f"taucg: CRITICAL: {message}", flush=True)
@@ -354,7 +364,7 @@ class RecoveryWatcher:
 
     async def act(self, unit: str, d: Decision, result: str) -> str:
         if d.strategy == "notify_admin":
-            return "notified: " + notify_admin(
+            return "notified: " + await notify_admin(
                 unit, f"taucg: {unit} keeps failing ({result}); recovery gave up restarting it",
                 {"result": result, "attempt": d.attempt}, self.cfg.recovery.notify_command)
         if d.strategy == "fallback_to_safe_mode":

@@ -118,6 +118,9 @@ class Daemon:
         self._reloading = asyncio.Lock()
         self._reload_queued = False
         self._emfile_said = -1e9
+        self._disks: dict[str, float] = {}
+        self._disk_read: asyncio.Future[dict[str, float]] | None = None
+        self._disks_stuck = False
         self.server = Server(methods(self), self._audit_api, self.log.error)
         self._metrics: tuple[Any, Any] | None = None
         self.reaper = ZombieReaper(in_scope=in_tiers)
@@ -353,6 +356,7 @@ class Daemon:
     async def _ticks(self) -> None:
         paths = tier_paths()
         while True:
+            await self._refresh_disks()
             tick = self.tick(paths)
             interval = self._interval(tick)
             if interval != self.state.interval_in_use:
@@ -364,6 +368,27 @@ class Daemon:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
+
+    async def _refresh_disks(self, timeout: float = 5.0) -> None:
+        """Disk usage on a thread of its own: statvfs on a hung NFS mount
+        blocks, and must not stop the loop (and its watchdog pings). While an
+        earlier read is still stuck, no second one starts and the last
+        figures stand."""
+        from taucg.readers.sysinfo import filesystems
+
+        def read() -> dict[str, float]:
+            return {fs.mountpoint: fs.percent for fs in filesystems()}
+
+        if self._disk_read is None or self._disk_read.done():
+            self._disk_read = asyncio.get_running_loop().run_in_executor(None, read)
+        try:
+            self._disks = await asyncio.wait_for(asyncio.shield(self._disk_read), timeout)
+            self._disks_stuck = False
+        except TimeoutError:
+            if not self._disks_stuck:
+                self._disks_stuck = True
+                self.log.error("statvfs has not returned in %g s (a hung NFS mount?): disk "
+                               "usage stays as last read until it does", timeout)
 
     def _interval(self, tick: Tick) -> float:
         """Smart sampling: the floor while a value nears its threshold (within
@@ -382,8 +407,6 @@ class Daemon:
 
     def tick(self, paths: Mapping[str, str]) -> Tick:
         """One sweep: read -> monitor -> store -> publish."""
-        from taucg.readers.sysinfo import filesystems
-
         began = time.monotonic()
         sample = self.sampler.system()
         cgroups = dict(zip(paths, self.sampler.cgroups(list(paths.values())), strict=True))
@@ -393,9 +416,7 @@ class Daemon:
         if rescan:
             self._full_due, self._last_full = False, began
         swept = time.monotonic() - began
-        disks = {fs.mountpoint: fs.percent for fs in filesystems()}
-
-        update = self.monitor.update(sample, disks, procs, cgroups)
+        update = self.monitor.update(sample, self._disks, procs, cgroups)
 
         # The history's clock: the sample's own time, so points read back
         # from the store after a restart line up with those served before.
@@ -511,7 +532,7 @@ class Daemon:
                 cur = self.sampler.system()
             units = watched_services(self.cfg)
             services = await read_service_states(units) if units else None
-            health = await assess(self.cfg, prev, cur, services)
+            health = await assess(self.cfg, prev, cur, services, self._disks or None)
             was = self.state.health
             self.publish(health=health)
             if not health.healthy and self.cfg.health_checking.alert_on_failure:

@@ -5,6 +5,7 @@ SO_PEERCRED in socket_api."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Mapping
@@ -91,8 +92,10 @@ def methods(d: DaemonFace) -> dict[str, Method]:
         return {"window_seconds": window, "metrics": out}
 
     async def log_stats(_peer: Peer, _params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return [logs.stats(name, path).to_dict()
-                for name, path in logs.log_paths(d.cfg.logging).items()]
+        # Files are read on a thread: a large log must not stall other clients.
+        paths = logs.log_paths(d.cfg.logging)
+        return await asyncio.to_thread(
+            lambda: [logs.stats(name, path).to_dict() for name, path in paths.items()])
 
     async def log_recent(_peer: Peer, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         count = param(params, "count", int, 20)
@@ -105,7 +108,7 @@ def methods(d: DaemonFace) -> dict[str, Method]:
         paths = logs.log_paths(d.cfg.logging)
         if which not in paths:
             raise ApiError("bad_request", f"log must be one of {', '.join(paths)}")
-        return logs.recent(paths[which], count, level)
+        return await asyncio.to_thread(logs.recent, paths[which], count, level)
 
     async def governor(_peer: Peer, params: Mapping[str, Any]) -> dict[str, Any]:
         count = param(params, "count", int, 20)

@@ -89,19 +89,22 @@ def check_memory(cur: SystemSample, threshold: float) -> CheckResult:
                        f"threshold {threshold:g}%", rec)
 
 
-def check_disk(threshold: float) -> CheckResult:
-    from taucg.readers.sysinfo import filesystems
+def check_disk(threshold: float, disks: Mapping[str, float] | None = None) -> CheckResult:
+    """``disks``: mount -> percent used, when the caller already has them
+    (the daemon reads them on a thread: statvfs on a hung NFS mount blocks)."""
+    if disks is None:
+        from taucg.readers.sysinfo import filesystems
 
-    fss = filesystems()
-    if not fss:
+        disks = {f.mountpoint: f.percent for f in filesystems()}
+    if not disks:
         return CheckResult("disk_usage", None, "n/a", "no filesystems to measure")
-    worst = max(fss, key=lambda f: f.percent)
-    rec = (f"disk_usage of {worst.mountpoint} at {worst.percent:.1f}% is above "
+    mountpoint, percent = max(disks.items(), key=lambda kv: kv[1])
+    rec = (f"disk_usage of {mountpoint} at {percent:.1f}% is above "
            f"{threshold:g}%: free space there (logs, caches, old files)"
-           if worst.percent >= threshold else None)
-    return CheckResult("disk_usage", linear(worst.percent, threshold, 100.0),
-                       f"{worst.percent:.1f}% ({worst.mountpoint})",
-                       f"fullest of {len(fss)} filesystems; threshold {threshold:g}%", rec)
+           if percent >= threshold else None)
+    return CheckResult("disk_usage", linear(percent, threshold, 100.0),
+                       f"{percent:.1f}% ({mountpoint})",
+                       f"fullest of {len(disks)} filesystems; threshold {threshold:g}%", rec)
 
 
 def check_network() -> CheckResult:
@@ -216,7 +219,8 @@ def combine(checks: list[CheckResult], weights: Mapping[str, float], threshold: 
 
 
 async def assess(cfg: Config, prev: SystemSample, cur: SystemSample,
-                 services: ServiceStates | None = None) -> Health:
+                 services: ServiceStates | None = None,
+                 disks: Mapping[str, float] | None = None) -> Health:
     """The configured checks over two system samples (the CPU check needs
     the interval between them) and the watched services' states, which the
     caller asks systemd for (None: no services check)."""
@@ -229,7 +233,7 @@ async def assess(cfg: Config, prev: SystemSample, cur: SystemSample,
     if "memory_usage" in wanted:
         checks.append(check_memory(cur, rm.memory_threshold_percent))
     if "disk_usage" in wanted:
-        checks.append(check_disk(rm.disk_threshold_percent))
+        checks.append(check_disk(rm.disk_threshold_percent, disks))
     # The seed's switches: off, the check is not run at all.
     if "network_connectivity" in wanted and rm.network_monitoring:
         checks.append(check_network())

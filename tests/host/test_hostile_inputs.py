@@ -3,6 +3,7 @@ NaN on the command line, a storm of SIGHUPs."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -143,3 +144,92 @@ def test_a_symlinked_pidfile_is_refused(tmp_path: Path) -> None:
     assert r.returncode != 0
     assert "is a symbolic link" in (r.stdout + r.stderr), (r.stdout, r.stderr)
     assert victim.read_text() == "precious\n"
+
+
+def test_the_api_answers_while_logs_recent_scans_a_large_log(start_daemon: Any) -> None:
+    import threading
+
+    from taucg.faces.socket_client import call
+
+    d = start_daemon()
+    line = json.dumps({"time": "2026-01-01T00:00:00+0000", "level": "INFO",
+                       "logger": "taucg", "message": "x" * 200}) + "\n"
+    with (d.log_dir / "monitor.log").open("a") as f:
+        f.write(line * 400_000)  # about 100 MB that a level filter must read through
+    done = threading.Event()
+
+    def scan() -> None:
+        call(d.socket, "logs.recent", {"count": 5, "level": "critical"}, timeout=300)
+        done.set()
+
+    t = threading.Thread(target=scan)
+    t.start()
+    answered_during = 0
+    while not done.is_set():
+        call(d.socket, "ping", timeout=60)
+        if not done.is_set():
+            answered_during += 1
+    t.join()
+    # Before, the scan ran on the loop: no ping was answered until it ended.
+    assert answered_during >= 1
+
+
+def test_a_hung_statvfs_does_not_stop_the_loop(tmp_path: Path, monkeypatch: Any) -> None:
+    import asyncio
+    import threading
+
+    from taucg.config.loading import load
+    from taucg.faces.daemon import Daemon
+    from taucg.readers import sysinfo
+    from tests.support.configs import daemon_config
+
+    release = threading.Event()
+    calls = []
+
+    def hung(*_a: Any, **_k: Any) -> list[Any]:
+        calls.append(1)
+        release.wait(60)  # a statvfs on a dead NFS server
+        return []
+
+    monkeypatch.setattr(sysinfo, "filesystems", hung)
+
+    async def main() -> tuple[float, float]:
+        d = Daemon(load(daemon_config(tmp_path)), None)
+        try:
+            t0 = time.monotonic()
+            await d._refresh_disks(timeout=0.5)
+            first = time.monotonic() - t0
+            t0 = time.monotonic()
+            await d._refresh_disks(timeout=0.5)  # still stuck: no second reader
+            return first, time.monotonic() - t0
+        finally:
+            release.set()
+            d.sampler.close()
+
+    first, second = asyncio.run(main())
+    assert first < 30 and second < 30  # it returned; before, the loop was stuck
+    assert len(calls) == 1
+
+
+def test_a_slow_notify_command_does_not_block_the_loop() -> None:
+    import asyncio
+
+    from taucg.actors.recovery_watcher import notify_admin
+
+    async def main() -> tuple[str, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.05)
+                ticks += 1
+
+        task = asyncio.get_running_loop().create_task(ticker())
+        told = await notify_admin("x.service", "test", {}, "sleep 2")
+        task.cancel()
+        return told, ticks
+
+    told, ticks = asyncio.run(main())
+    assert "command exit 0" in told
+    assert ticks >= 5  # the loop turned while the command ran
