@@ -19,6 +19,7 @@ them itself.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections import deque
@@ -28,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from taucg.actors.crash_history import CrashEvent, CrashHistory
+from taucg.actors.files import write_atomic
 from taucg.actors.records import audit, perf
+from taucg.actors.sqlite_db import StoreError
 from taucg.actors.systemd_dbus import SERVICE, UNIT, Systemd, SystemdError, unit_path
 from taucg.config.schema import TIER_NAMES, Config
 from taucg.config.values import unit_name
@@ -147,8 +150,13 @@ class RecoveryWatcher:
         self._paths = {unit_path(u): u for u in self.units}
         self._busy: set[str] = set()
         self._failed_again: set[str] = set()
-        self._safe_mode = False
         self.outcomes: deque[tuple[str, Outcome]] = deque(maxlen=OUTCOMES_KEPT)
+        self._stable_timers: dict[str, asyncio.Task[None]] = {}
+        # What a previous run knew: safe mode, and each unit's attempts in its
+        # window, so a daemon restart neither forgets frozen tiers nor resets
+        # a unit's escalation.
+        self._safe_mode = self._recorded_safe_mode()
+        self._replay()
 
     @classmethod
     async def open(cls, cfg: Config, connect: Callable[[], Awaitable[Systemd]],
@@ -177,7 +185,35 @@ class RecoveryWatcher:
     @safe_mode.setter
     def safe_mode(self, on: bool) -> None:
         self._safe_mode = on
+        try:
+            write_atomic(self._state_path(), json.dumps({"safe_mode": on}) + "\n", mode=0o640)
+        except OSError as exc:
+            self.log(f"cannot record safe mode in {self._state_path()}: {exc.strerror}")
         self.changed()
+
+    def _state_path(self) -> Path:
+        return Path(self.cfg.crash_recovery.state_directory) / "recovery.json"
+
+    def _recorded_safe_mode(self) -> bool:
+        try:
+            data = json.loads(self._state_path().read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(data, dict) and data.get("safe_mode") is True
+
+    def _replay(self) -> None:
+        """Rebuilds each unit's attempts and strategy from the crash history
+        of its window (deferred crashes were never attempts)."""
+        now = time.time()
+        for unit, tracker in self.trackers.items():
+            try:
+                events = self.history.events(unit, since=now - tracker.policy.window_seconds)
+            except StoreError as exc:
+                self.log(f"escalation of {unit} starts afresh: {exc}")
+                continue
+            for e in events:
+                if e.action != "deferred-to-systemd":
+                    tracker.on_failure(e.time)
 
     def view(self) -> RecoveryView:
         return RecoveryView(tuple(self.units), self._safe_mode,
@@ -297,8 +333,16 @@ class RecoveryWatcher:
         now = time.time()
         if state == "active":
             tracker.on_active(now)
-            if tracker.maybe_reset(now) and self.safe_mode:
+            reset = tracker.maybe_reset(now)
+            up = tracker.up_since
+            stable = up is not None and now - up >= tracker.policy.stable_seconds
+            if self.safe_mode and (reset or stable):
                 await self.leave_safe_mode_when_stable()
+            elif (tracker.failures or self.safe_mode) and unit not in self._stable_timers:
+                # A unit that stays up sends no further signal: look again once
+                # it has been up for stable_seconds, or safe mode never ends.
+                self._stable_timers[unit] = asyncio.get_running_loop().create_task(
+                    self._look_again(unit, tracker.policy.stable_seconds))
         elif state == "failed" and unit in self._busy:
             # Failed again while we act on it: _recover picks this up when the
             # current attempt ends, whatever state the unit shows by then.
@@ -307,6 +351,17 @@ class RecoveryWatcher:
             self._busy.add(unit)
             # Acting can take minutes (delays, timeouts); signals keep flowing.
             asyncio.get_running_loop().create_task(self._recover(unit))
+
+    async def _look_again(self, unit: str, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay + 0.5)
+            del self._stable_timers[unit]
+            state = await self.client.get_property(unit, "ActiveState")
+            await self.on_state(unit, str(state))
+        except (SystemdError, OSError) as exc:
+            self.log(f"cannot look at {unit} again: {exc}")
+        finally:
+            self._stable_timers.pop(unit, None)
 
     async def _recover(self, unit: str) -> None:
         try:

@@ -393,3 +393,60 @@ def test_run_rescans_then_stops_when_the_bus_goes(tmp_path: Path,
     assert rig.fake.calls_of("subscribe") != []
     assert rig.fake.mutations() == [Call("restart", (UNIT, "replace"))]
     assert rig.rows() == [(1, "restart", "restarted", 0.0)]
+
+
+def test_escalation_and_safe_mode_survive_a_watcher_restart(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """A daemon restart used to reset every unit's attempts and forget safe
+    mode, leaving the low tiers frozen with nobody to thaw them."""
+    chain = """
+default_strategy = "restart"
+chain = ["restart", "fallback_to_safe_mode", "notify_admin"]
+[recovery.services."svc-a.service"]
+max_attempts = 2
+"""
+    first = Rig(tmp_path, monkeypatch, chain)
+    first.fake.script_restarts(UNIT, "active")
+    asyncio.run(first.fail())
+    asyncio.run(first.fail())  # two attempts of "restart" within the window
+    assert first.watcher.trackers[UNIT].strategy == "restart"
+    first.history.close()
+    # A new watcher (a restarted daemon) on the same state directory:
+    second = Rig(tmp_path, monkeypatch, chain)
+    second.clock.now = first.clock.now + 1
+    assert len(second.watcher.trackers[UNIT].failures) == 2  # replayed from history
+    second.fake.script_restarts(UNIT, "active")
+    asyncio.run(second.fail())  # the third failure escalates, as it would have
+    assert second.rows()[-1][1] == "fallback_to_safe_mode"
+    assert second.watcher.safe_mode
+    second.history.close()
+    third = Rig(tmp_path, monkeypatch, chain)
+    assert third.watcher.safe_mode, "safe mode was forgotten across the restart"
+
+
+def test_safe_mode_ends_on_a_timer_when_no_signal_follows(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    import dataclasses
+
+    rig = Rig(tmp_path, monkeypatch, """
+default_strategy = "fallback_to_safe_mode"
+""")
+    rig.fake.script_restarts(UNIT, "active")
+    tracker = rig.watcher.trackers[UNIT]
+    tracker.policy = dataclasses.replace(tracker.policy, stable_seconds=0.1)
+
+    async def main() -> None:
+        await rig.fail()
+        assert rig.watcher.safe_mode
+        await rig.watcher.on_state(UNIT, "active")  # the one signal there is
+        rig.clock.now += 1.0  # the unit then stays up past stable_seconds
+        for _ in range(200):  # the timer looks again by itself
+            if not rig.watcher.safe_mode:
+                break
+            await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+    assert not rig.watcher.safe_mode
+    assert rig.fake.calls_of("thaw") == [(LOW,), (BACKGROUND,)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -157,7 +158,7 @@ def test_burst_of_execs_is_placed(follower: subprocess.Popen[str], units: Units,
     n = 200
     t0 = time.monotonic()
     shell = in_scope(units, ["/bin/sh", "-c",
-                             f"for i in $(seq {n}); do {prey} 120 & done; wait"])
+                             f"for i in $(seq {n}); do {prey} 3600 & done; wait"])
 
     def children() -> list[int]:
         out = []
@@ -171,21 +172,26 @@ def test_burst_of_execs_is_placed(follower: subprocess.Popen[str], units: Units,
                     out.append(int(d.name))
         return out
 
+    pids: list[int] = []
     try:
         def started() -> list[int] | None:
             found = children()
             return found if len(found) >= n else None
 
+        # They live until this test ends them (3600 s), however slow the machine.
         pids = wait_for(started, 300, f"{n} processes to start")
         spawn_s = time.monotonic() - t0
         wait_for(lambda: all("/tau-low.slice/" in cgroup_of(pid) for pid in pids), 600,
                  f"all {n} processes to be placed")
         assert follower.poll() is None
     finally:
+        # The test's own processes, by PID, before their shell: once it is gone
+        # they are init's children and children() would no longer find them.
+        for pid in pids or children():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
         shell.kill()
         shell.wait()
-        for pid in children():
-            os.kill(pid, 9)  # the test's own processes, by PID
     follower.terminate()
     out, _ = follower.communicate(timeout=60)
     latencies = [e["latency_ms"] for e in map(json.loads, out.splitlines())
