@@ -204,10 +204,14 @@ class Systemd:
         return self
 
     async def close(self) -> None:
-        if self._bus is not None:
-            with contextlib.suppress(Exception):  # already gone: nothing to close
-                self._bus.disconnect()
-            self._bus = None
+        bus, self._bus = self._bus, None
+        if bus is None:
+            return
+        with contextlib.suppress(Exception):  # already gone: nothing to close
+            bus.disconnect()
+            # Waiting for the disconnect lets dbus-fast retrieve its own write
+            # futures; dropped, they print "Future exception was never retrieved".
+            await asyncio.wait_for(bus.wait_for_disconnect(), 5)  # type: ignore[no-untyped-call]
 
     @property
     def bus(self) -> MessageBus:
