@@ -265,16 +265,19 @@ def start_service(systemd: BlockingSystemd, units: Units, label: str, tier: str,
     return name
 
 
-def under_cpu_load(rig: Rig, systemd: BlockingSystemd, units: Units
-                   ) -> tuple[Daemon, str, str]:
+def under_cpu_load(rig: Rig, systemd: BlockingSystemd, units: Units, *,
+                   tightened: bool = False) -> tuple[Daemon, str, str]:
     """A running daemon with a low CPU target, a Critical probe and Normal hogs:
-    the pressure that makes the governor tighten Normal's weight."""
+    the pressure that makes the governor tighten Normal's weight (with
+    tightened, once it has)."""
     d = rig.configure(governor={"cpu_pressure_percent": 5.0, "freeze_background": False,
                                 "min_cpu_weight": 10, "min_cpu_quota": 50.0})
     d.start()
     d.wait_ready()
     probe = start_service(systemd, units, "probe", "critical", cpu_load(2))
     hogs = start_service(systemd, units, "hogs", "normal", cpu_load(4))
+    if tightened:
+        wait_for(tightened_normal, 180, "tau-normal.slice's cpu.weight to drop below 100")
     return d, probe, hogs
 
 
@@ -428,8 +431,9 @@ def test_no_lever_left_freezes_background_then_thaws(
 def test_kill_9_then_restart_gives_the_tightened_tier_back(
         rig: Rig, systemd: BlockingSystemd, units: Units,
         report: Callable[[str], None]) -> None:
-    d, probe, hogs = under_cpu_load(rig, systemd, units)
-    wait_for(tightened_normal, 180, "tau-normal.slice's cpu.weight to drop below 100")
+    """A daemon killed while it holds a tier leaves governor.json behind;
+    the next one gives the tier back from it at start."""
+    d, probe, hogs = under_cpu_load(rig, systemd, units, tightened=True)
     wait_for(lambda: "cpu_weight" in governor_json(rig.root).get("tiers", {}).get("normal", {}),
              30, "governor.json to record normal's weight")
     d.kill9()
@@ -459,9 +463,8 @@ def test_kill_9_then_restart_gives_the_tightened_tier_back(
 def test_clean_stop_gives_back_and_records_nothing(
         rig: Rig, systemd: BlockingSystemd, units: Units,
         report: Callable[[str], None]) -> None:
-    d, probe, hogs = under_cpu_load(rig, systemd, units)
+    d, probe, hogs = under_cpu_load(rig, systemd, units, tightened=True)
     try:
-        wait_for(tightened_normal, 180, "tau-normal.slice's cpu.weight to drop below 100")
         t0 = time.monotonic()
         d.stop()  # SIGTERM while the load still runs
         stopped = since(t0)
