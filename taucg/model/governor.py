@@ -151,6 +151,7 @@ class Governor:
     _full_ticks: int = 0
     _pooled: bool = False
     _use: dict[str, float] = field(default_factory=dict)
+    _usage: dict[str, int | None] = field(default_factory=dict)
 
     # ----------------------------------------------------------- tiers ---
 
@@ -202,6 +203,7 @@ class Governor:
         actions: list[Action] = []
         reclaim: dict[str, int] = {}
         usage = {t: r.memory_current for t, r in now_readings.items()}
+        self._usage = usage
         first = not self._prev
         self._prev = now_readings
         if g.enabled and not first:
@@ -412,7 +414,8 @@ class Governor:
             self._full_ticks = 0
             return
         self._full_ticks += 1
-        if self._full_ticks >= self.cfg.governor.react_ticks:
+        if (self._full_ticks >= self.cfg.governor.react_ticks
+                and self._contributes("background", worst[0], self._usage)):
             self._freeze(actions, f"full {worst[0]} pressure on {'/'.join(self.protected)} "
                                   f"{worst[1]:.1f}% (target {targets[worst[0]]:g}%)")
 

@@ -246,3 +246,20 @@ def test_a_tier_that_uses_no_cpu_is_not_squeezed_for_cpu() -> None:
         s.decisions.append(s.gov.step({"critical": prot, "high": sample(s.t), "normal": busy,
                                        "low": idle, "background": idle}, None))
     assert {a.tier for d in s.decisions for a in d.actions} == {"normal"}
+
+
+def test_an_empty_background_is_never_frozen() -> None:
+    """Pressure from elsewhere (system.slice, Critical's own threads) is no
+    reason to freeze a Background that holds nothing."""
+    s = Series(resource="memory")
+    s.tick(0.0)
+    for _ in range(10):
+        s.t += 1.0
+        s.totals["memory"] += 0.5
+        s.totals["full"] += 0.3
+        prot = sample(s.t, mem_stall=s.totals["memory"], mem_full=s.totals["full"])
+        empty = sample(s.t, memory=1 << 20)
+        s.decisions.append(s.gov.step({"critical": prot, "high": sample(s.t), "normal": empty,
+                                       "low": empty, "background": empty}, None))
+    assert all(d.frozen == frozenset() for d in s.decisions)
+    assert [a for d in s.decisions for a in d.actions] == []
