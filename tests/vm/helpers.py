@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,3 +65,18 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 
 def unit_state(systemd: BlockingSystemd, unit: str) -> str:
     return str(systemd.get_property(unit, "ActiveState", UNIT))
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None) -> bool:
+    """SIGTERM, as systemctl stop would, to a process the test started;
+    SIGKILL after 120 s. False when it had to be killed."""
+    if proc is None or proc.poll() is not None:
+        return True
+    proc.terminate()
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=60)
+        return False
+    return True

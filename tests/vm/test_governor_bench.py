@@ -45,7 +45,7 @@ from tests.support.blocking_systemd import BlockingSystemd
 from tests.support.cli import taucg, taucg_argv
 from tests.support.configs import merged, private_paths, write_config
 
-from .helpers import CGROUP_ROOT, Units, cgroup_dir, unit_state, wait_for
+from .helpers import CGROUP_ROOT, Units, cgroup_dir, stop_process, unit_state, wait_for
 
 STRESS = shutil.which("stress-ng") or "/usr/bin/stress-ng"
 OOMD_BIN = Path("/lib/systemd/systemd-oomd")
@@ -288,14 +288,7 @@ class Daemon:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=60)
+        stop_process(self.proc)
 
 
 class Bench:

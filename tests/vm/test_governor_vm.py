@@ -32,7 +32,7 @@ from tests.support.blocking_systemd import BlockingSystemd
 from tests.support.cli import taucg, taucg_argv
 from tests.support.configs import Section, daemon_config, merged, private_paths, write_config
 
-from .helpers import CGROUP_ROOT, Units, cgroup_dir, unit_state, wait_for
+from .helpers import CGROUP_ROOT, Units, cgroup_dir, stop_process, unit_state, wait_for
 
 GOVERNED = ("normal", "low", "background")
 # Every cgroup file a governor lever shows up in.
@@ -176,14 +176,7 @@ class Daemon:
 
     def stop(self) -> None:
         """SIGTERM, as systemctl stop would; SIGKILL if it hangs."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=60)
+        if not stop_process(self.proc):
             pytest.fail(f"the daemon did not stop within 120 s of SIGTERM:\n{self.tail()}")
 
     def kill9(self) -> None:
