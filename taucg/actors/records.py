@@ -17,9 +17,7 @@ import logging
 import logging.handlers
 import os
 import pwd
-import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -53,31 +51,6 @@ def describe_uid(uid: int) -> str:
 
 
 # --------------------------------------------------------------- files ---
-
-
-def rotated_files(path: Path) -> list[Path]:
-    """path.1[.gz], path.2[.gz], ... newest first."""
-    found = []
-    for p in path.parent.glob(f"{path.name}.*"):
-        m = re.fullmatch(re.escape(path.name) + r"\.(\d+)(\.gz)?", p.name)
-        if m:
-            found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
-
-
-def prune(path: Path, retention_days: float, now: float | None = None) -> list[Path]:
-    """Removes rotated files older than the retention; the count limit is
-    RotatingFileHandler's backupCount."""
-    cutoff = (now if now is not None else time.time()) - retention_days * 86400
-    removed = []
-    for p in rotated_files(path):
-        try:
-            if p.stat().st_mtime < cutoff:
-                p.unlink()
-                removed.append(p)
-        except FileNotFoundError:
-            continue
-    return removed
 
 
 def json_formatter() -> logging.Formatter:
@@ -119,7 +92,6 @@ def _side_logger(kind: str, path: str, settings: Logging) -> logging.Logger:
     logger.propagate = False
     logger.setLevel(logging.INFO)
     logger.addHandler(rotating_handler(Path(path), settings))
-    prune(Path(path), settings.retention_days)
     _side_logs[key] = (settings, logger)
     return logger
 

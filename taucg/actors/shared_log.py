@@ -31,6 +31,7 @@ import fcntl
 import gzip
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -40,6 +41,31 @@ from pathlib import Path
 from taucg.actors.files import TEMP_MARK, open_private, private_dir
 
 BACKLOG_RECORDS = 10_000  # held in memory while the disk is full
+
+
+def rotated_files(path: Path) -> list[Path]:
+    """path.1[.gz], path.2[.gz], ... newest first."""
+    found = []
+    for p in path.parent.glob(f"{path.name}.*"):
+        m = re.fullmatch(re.escape(path.name) + r"\.(\d+)(\.gz)?", p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def prune(path: Path, retention_days: float, now: float | None = None) -> list[Path]:
+    """Removes rotated files older than the retention (the count limit is
+    the handler's backups)."""
+    cutoff = (now if now is not None else time.time()) - retention_days * 86400
+    removed = []
+    for p in rotated_files(path):
+        try:
+            if p.stat().st_mtime < cutoff:
+                p.unlink()
+                removed.append(p)
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 class SharedRotatingFileHandler(logging.Handler):
@@ -59,7 +85,7 @@ class SharedRotatingFileHandler(logging.Handler):
         self._backlog: deque[bytes] = deque(maxlen=BACKLOG_RECORDS)
         self._said: set[str] = set()
         self._open()  # fail now, at setup, on a bad path
-        self._prune()
+        prune(self.path, self.retention_days)
 
     # ------------------------------------------------------------ files ---
 
@@ -158,15 +184,7 @@ class SharedRotatingFileHandler(logging.Handler):
         else:
             tmp.unlink()
         os.ftruncate(fd, 0)
-        self._prune()
-
-    def _prune(self) -> None:
-        cutoff = time.time() - self.retention_days * 86400
-        for n in range(1, self.backups + 1):
-            p = self.rotated(n)
-            with contextlib.suppress(FileNotFoundError):
-                if p.stat().st_mtime < cutoff:
-                    p.unlink()
+        prune(self.path, self.retention_days)
 
     def _say(self, kind: str, message: str) -> None:
         """One line per kind of failure until it clears, not a traceback a record."""

@@ -28,10 +28,9 @@ from taucg.actors.records import (
     LEVELS,
     LOGGER,
     TEXT_FORMAT,
-    prune,
-    rotated_files,
     rotating_handler,
 )
+from taucg.actors.shared_log import rotated_files
 from taucg.config.schema import Logging
 
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
@@ -82,7 +81,6 @@ def setup(settings: Logging, *, to_stderr: bool = False) -> logging.Logger:
     logger.propagate = False
     logger.addHandler(rotating_handler(Path(settings.log_file_path), settings,
                                        settings.structured_logging))
-    prune(Path(settings.log_file_path), settings.retention_days)
     journald = settings.journald and journald_running()
     if journald:
         logger.addHandler(journal_handler())

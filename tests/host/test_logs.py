@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from taucg.actors import records as audit_records
+from taucg.actors import shared_log
 from taucg.config.loading import builtin
 from taucg.config.schema import Logging
 from taucg.faces import logs
@@ -39,7 +40,7 @@ def main_log() -> Iterator[None]:
 
 def all_lines(path: Path) -> list[str]:
     lines = path.read_text().splitlines() if path.exists() else []
-    for gz in audit_records.rotated_files(path):
+    for gz in shared_log.rotated_files(path):
         with gzip.open(gz, "rt") as f:  # raises if a file is not valid gzip
             lines.extend(f.read().splitlines())
     return lines
@@ -54,7 +55,7 @@ def test_100k_records_across_rotations_all_recovered(tmp_path: Path, main_log: N
     for h in log.handlers:
         h.flush()
     path = tmp_path / "monitor.log"
-    rotated = audit_records.rotated_files(path)
+    rotated = shared_log.rotated_files(path)
     assert len(rotated) >= 5, "expected several rotations at 1 MiB"
     assert all(p.suffix == ".gz" for p in rotated)
     records = [json.loads(line) for line in all_lines(path)]
@@ -70,7 +71,7 @@ def test_retention_by_count(tmp_path: Path, main_log: None) -> None:
     log = logs.setup(s)
     for i in range(40_000):
         log.info("x" * 60, extra={"seq": i})
-    rotated = audit_records.rotated_files(tmp_path / "monitor.log")
+    rotated = shared_log.rotated_files(tmp_path / "monitor.log")
     assert [p.name for p in rotated] == [f"monitor.log.{i}.gz" for i in (1, 2, 3)]
 
 
@@ -84,9 +85,9 @@ def test_retention_by_age(tmp_path: Path) -> None:
             f.write("{}\n")
         if i > 1:
             os.utime(p, (old, old))
-    removed = audit_records.prune(path, retention_days=7)
+    removed = shared_log.prune(path, retention_days=7)
     assert sorted(p.name for p in removed) == ["monitor.log.2.gz", "monitor.log.3.gz"]
-    assert [p.name for p in audit_records.rotated_files(path)] == ["monitor.log.1.gz"]
+    assert [p.name for p in shared_log.rotated_files(path)] == ["monitor.log.1.gz"]
 
 
 def test_level_from_config(tmp_path: Path, main_log: None) -> None:
@@ -115,7 +116,7 @@ def test_recent_filters_by_level_and_reaches_into_rotated_files(tmp_path: Path,
         else:
             log.info("fine", extra={"seq": i, "pad": "y" * 40})
     path = tmp_path / "monitor.log"
-    assert audit_records.rotated_files(path)
+    assert shared_log.rotated_files(path)
     last = logs.recent(path, 5)
     assert [r["seq"] for r in last] == list(range(29_995, 30_000))
     errors = logs.recent(path, 30, "error")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from taucg.actors.records import rotated_files
+from taucg.actors.shared_log import rotated_files
 
 WRITER = """
 import sys
