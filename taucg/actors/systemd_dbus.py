@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -169,6 +170,44 @@ class SignalFanout:
             self._queues.remove(q)
 
 
+async def _call(bus: MessageBus, msg: Message) -> Message | None:
+    """MessageBus.call, without its orphaned future on a dying bus.
+
+    When the peer is gone, dbus-fast's call fails the reply future (EPIPE)
+    and then raises EBADF from re-arming the writer on the closed socket,
+    before it awaits that future: asyncio later prints "Future exception
+    was never retrieved". Here the reply future is ours, and retrieved."""
+    call = getattr(bus, "_call", None)
+    handler = getattr(bus, "_reply_handler", None)
+    if call is None or handler is None:  # another dbus-fast: its own call
+        return await bus.call(msg)
+    future: asyncio.Future[Message | None] = asyncio.get_running_loop().create_future()
+    try:
+        call(msg, functools.partial(handler, future))
+    except BaseException:
+        if future.done() and not future.cancelled():
+            future.exception()
+        raise
+    return await future
+
+
+def _retrieve_write_error(bus: MessageBus) -> None:
+    """Marks the failed write of a bus the peer dropped as seen.
+
+    dbus-fast sends method calls without awaiting the write's future; when
+    the peer goes away mid-write (dbus restarted), that future holds the
+    EBADF/EPIPE and asyncio prints "Future exception was never retrieved"
+    when it is collected. The call itself already failed with
+    SystemdUnavailable, so the write error has nothing left to say."""
+    fut = getattr(getattr(bus, "_writer", None), "fut", None)
+    if isinstance(fut, asyncio.Future) and fut.done() and not fut.cancelled():
+        fut.exception()
+    disconnected = getattr(bus, "_disconnect_future", None)
+    if isinstance(disconnected, asyncio.Future) and disconnected.done() \
+            and not disconnected.cancelled():
+        disconnected.exception()
+
+
 class Systemd:
     """An asyncio connection to systemd on the system bus."""
 
@@ -198,6 +237,8 @@ class Systemd:
                 "taucg needs a running dbus and systemd as PID 1"
             ) from exc
         self._bus.add_message_handler(self._on_message)
+        bus = self._bus
+        bus._disconnect_future.add_done_callback(lambda _f: _retrieve_write_error(bus))
         await self._add_match(
             f"type='signal',sender='{SYSTEMD}',interface='{MANAGER}',member='JobRemoved'"
         )
@@ -231,7 +272,7 @@ class Systemd:
         msg = Message(destination=destination, path=path, interface=interface, member=member,
                       signature=signature, body=body or [])
         try:
-            reply = await asyncio.wait_for(self.bus.call(msg), timeout or self.timeout)
+            reply = await asyncio.wait_for(_call(self.bus, msg), timeout or self.timeout)
         except TimeoutError:
             raise SystemdError(action, unit, "taucg.Timeout",
                                f"no answer within {timeout or self.timeout:g} s") from None
