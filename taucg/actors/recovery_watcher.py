@@ -23,7 +23,7 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from taucg.actors.crash_history import CrashEvent, CrashHistory
 from taucg.actors.files import write_atomic
 from taucg.actors.records import audit, perf
 from taucg.actors.sqlite_db import StoreError
-from taucg.actors.systemd_dbus import SERVICE, UNIT, Systemd, SystemdError, unit_path
+from taucg.actors.systemd_dbus import SERVICE, UNIT, Signal, Systemd, SystemdError, unit_path
 from taucg.config.schema import TIER_NAMES, Config
 from taucg.config.values import unit_name
 from taucg.model.recovery_policy import Decision, RecoveryPolicy, UnitRecovery
@@ -247,14 +247,21 @@ class RecoveryWatcher:
     async def run(self) -> None:
         """Watches until cancelled, or until the bus goes away
         (SystemdUnavailable)."""
-        await self.client.subscribe()
-        await self.rescan()
+        # Opened before the rescan: a unit that fails while it runs is seen
+        # in the stream, not lost between the scan and the first read.
+        stream = await self.client.signals()
+        try:
+            await self.rescan()
+        except BaseException:
+            stream.close()
+            raise
         snapshots = None
         if self.cfg.crash_recovery.save_session_state:
             snapshots = asyncio.get_running_loop().create_task(self._snapshots())
-        follow = asyncio.get_running_loop().create_task(self._follow())
+        follow = asyncio.get_running_loop().create_task(self._follow(stream))
         gone = asyncio.ensure_future(
             self.client.bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
+        self.log("ready: following the units' state changes")
         try:
             await asyncio.wait({follow, gone}, return_when=asyncio.FIRST_COMPLETED)
             if follow.done():
@@ -266,6 +273,7 @@ class RecoveryWatcher:
         finally:
             for task in (follow, gone):
                 task.cancel()
+            stream.close()
             if snapshots is not None:
                 snapshots.cancel()
 
@@ -282,8 +290,8 @@ class RecoveryWatcher:
                     self.log(f"session snapshot failed: {exc}")
             await asyncio.sleep(every)
 
-    async def _follow(self) -> None:
-        async for sig in self.client.signals():
+    async def _follow(self, stream: AsyncIterator[Signal]) -> None:
+        async for sig in stream:
             if sig.member != "PropertiesChanged" or sig.path not in self._paths:
                 continue
             interface, changed = sig.body[0], sig.body[1]
@@ -334,6 +342,9 @@ class RecoveryWatcher:
         if state == "active":
             tracker.on_active(now)
             reset = tracker.maybe_reset(now)
+            if reset:
+                self.log(f"{unit} stayed up for {tracker.policy.stable_seconds:g} s: its "
+                         "recovery starts afresh")
             up = tracker.up_since
             stable = up is not None and now - up >= tracker.policy.stable_seconds
             if self.safe_mode and (reset or stable):

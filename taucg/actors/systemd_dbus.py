@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,9 +146,34 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
+class SignalStream:
+    """The signals put after it was opened, in order, until it is closed.
+
+    It is registered when opened, not when first iterated: a reader that
+    opens it, then reads the current state, misses no signal in between."""
+
+    def __init__(self, fanout: SignalFanout) -> None:
+        self._queue: asyncio.Queue[Signal] = asyncio.Queue()
+        self._fanout: SignalFanout | None = fanout
+        fanout._queues.append(self._queue)
+
+    def __aiter__(self) -> SignalStream:
+        return self
+
+    async def __anext__(self) -> Signal:
+        if self._fanout is None:
+            raise StopAsyncIteration
+        return await self._queue.get()
+
+    def close(self) -> None:
+        if self._fanout is not None:
+            self._fanout._queues.remove(self._queue)
+            self._fanout = None
+
+
 class SignalFanout:
-    """Hands each signal to every open stream; a stream ends when its
-    reader stops iterating. Streams opened later see only later signals."""
+    """Hands each signal to every open stream. Streams opened later see
+    only later signals."""
 
     def __init__(self) -> None:
         self._queues: list[asyncio.Queue[Signal]] = []
@@ -160,14 +185,8 @@ class SignalFanout:
         for q in self._queues:
             q.put_nowait(sig)
 
-    async def stream(self) -> AsyncIterator[Signal]:
-        q: asyncio.Queue[Signal] = asyncio.Queue()
-        self._queues.append(q)
-        try:
-            while True:
-                yield await q.get()
-        finally:
-            self._queues.remove(q)
+    def open(self) -> SignalStream:
+        return SignalStream(self)
 
 
 async def _call(bus: MessageBus, msg: Message) -> Message | None:
@@ -319,11 +338,10 @@ class Systemd:
         await self._add_match(f"type='signal',sender='{SYSTEMD}',interface='{MANAGER}'")
         self._subscribed = True
 
-    async def signals(self) -> AsyncIterator[Signal]:
-        """Every systemd signal from now on, until the caller stops iterating."""
+    async def signals(self) -> SignalStream:
+        """Every systemd signal from now on, until the stream is closed."""
         await self.subscribe()
-        async for sig in self._fanout.stream():
-            yield sig
+        return self._fanout.open()
 
     # -- units -------------------------------------------------------------
 

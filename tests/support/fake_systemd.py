@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,6 +30,7 @@ from taucg.actors.systemd_dbus import (
     NoSuchUnit,
     Signal,
     SignalFanout,
+    SignalStream,
     SystemdError,
     to_variant,
     unit_path,
@@ -291,10 +292,9 @@ class FakeSystemd:
         self._call("subscribe")
         self.subscribed = True
 
-    async def signals(self) -> AsyncIterator[Signal]:
+    async def signals(self) -> SignalStream:
         await self.subscribe()
-        async for sig in self._fanout.stream():
-            yield sig
+        return self._fanout.open()
 
     async def close(self) -> None:
         self._call("close")

@@ -361,7 +361,8 @@ def test_signals_drive_recovery_of_watched_units_only(tmp_path: Path,
     rig.fake.add_service("other.service", "failed")
 
     async def scenario() -> None:
-        follow = asyncio.get_running_loop().create_task(rig.watcher._follow())
+        stream = await rig.fake.signals()
+        follow = asyncio.get_running_loop().create_task(rig.watcher._follow(stream))
         await until(lambda: rig.fake.subscribed)
         rig.fake.emit_active_state("other.service", "failed")  # not watched
         rig.fake.emit_active_state(UNIT, "failed", interface=SERVICE)  # not Unit's
@@ -393,6 +394,31 @@ def test_run_rescans_then_stops_when_the_bus_goes(tmp_path: Path,
     assert rig.fake.calls_of("subscribe") != []
     assert rig.fake.mutations() == [Call("restart", (UNIT, "replace"))]
     assert rig.rows() == [(1, "restart", "restarted", 0.0)]
+
+
+def test_a_unit_failing_while_the_rescan_reads_it_is_still_recovered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The rescan sees svc-a active; it fails just after. Its signal arrives
+    # before the follower reads its first one, and must not be lost.
+    rig = Rig(tmp_path, monkeypatch, 'default_strategy = "restart"', state="active")
+    read = rig.fake.properties
+
+    async def read_then_fail(name: str, interface: str = UNIT_INTERFACE) -> dict[str, Any]:
+        props = await read(name, interface)
+        if name == UNIT and interface == UNIT_INTERFACE and not rig.fake.calls_of("restart"):
+            rig.fake.set_state(UNIT, "failed")
+        return props
+
+    monkeypatch.setattr(rig.fake, "properties", read_then_fail)
+
+    async def scenario() -> None:
+        task = asyncio.get_running_loop().create_task(rig.watcher.run())
+        await until(lambda: rig.fake.calls_of("restart") != [] and not rig.watcher._busy)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert rig.fake.mutations() == [Call("restart", (UNIT, "replace"))]
+    assert "ready: following the units' state changes" in rig.logs
 
 
 def test_escalation_and_safe_mode_survive_a_watcher_restart(tmp_path: Path,

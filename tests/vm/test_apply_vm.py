@@ -160,13 +160,16 @@ def test_cpu_weight_divides_one_cpu(systemd: BlockingSystemd, units: Units,
     hi = _cpu_hog(systemd, units, "critical")
     lo = _cpu_hog(systemd, units, "background")
     hi_cg, lo_cg = cgroup_dir(systemd, hi), cgroup_dir(systemd, lo)
-    time.sleep(2)
+    # Measured over an amount of work, not of wall time: both running first,
+    # then until the two together have had 8 CPU seconds of CPU 0.
+    wait_for(lambda: _usage(hi_cg) > 0 and _usage(lo_cg) > 0, 120, "both hogs to run")
     a = (_usage(hi_cg), _usage(lo_cg))
-    time.sleep(10)
+    wait_for(lambda: _usage(hi_cg) + _usage(lo_cg) - sum(a) >= 8.0, 300,
+             "8 CPU seconds between the two hogs")
     b = (_usage(hi_cg), _usage(lo_cg))
     hi_s, lo_s = b[0] - a[0], b[1] - a[1]
-    report(f"\nCPUWeight 1000:10 on one CPU over 10 s: critical {hi_s:.2f} s, "
-           f"background {lo_s:.2f} s, ratio {hi_s / max(lo_s, 1e-6):.1f}:1")
+    report(f"\nCPUWeight 1000:10 on one CPU over {hi_s + lo_s:.1f} CPU s: critical "
+           f"{hi_s:.2f} s, background {lo_s:.2f} s, ratio {hi_s / max(lo_s, 1e-6):.1f}:1")
     assert hi_s > 5 * lo_s
 
 
@@ -179,7 +182,7 @@ def test_memory_max_kills_background_not_critical(systemd: BlockingSystemd, unit
     taucg("apply", config=cfg)
     try:
         assert read("background", "memory.max") == str(128 << 20)
-        code = "import time\nx = b'x' * (200 << 20)\ntime.sleep(600)"
+        code = "import signal\nx = b'x' * (200 << 20)\nwhile True:\n    signal.pause()"
         hog, keeper = units.name("hog-bg"), units.name("keeper-crit")
         for svc, tier in ((keeper, "critical"), (hog, "background")):
             systemd.start_transient(svc, {
@@ -204,15 +207,15 @@ def test_allowed_cpus_is_the_affinity_and_tasks_max_refuses_forks(
         assert read("low", "cpuset.cpus.effective") == "1"
         assert read("low", "pids.max") == "8"
         report = tmp_path / "forks.txt"
-        code = ("import os, sys, time\nok = fail = 0\nkids = []\n"
+        code = ("import os, signal, sys\nok = fail = 0\nkids = []\n"
                 "for _ in range(20):\n"
                 "    try:\n        pid = os.fork()\n    except OSError:\n        fail += 1\n"
                 "        continue\n"
-                "    if pid == 0:\n        time.sleep(30)\n        os._exit(0)\n"
+                "    if pid == 0:\n        while True:\n            signal.pause()\n"
                 "    kids.append(pid)\n    ok += 1\n"
                 "aff = sorted(os.sched_getaffinity(0))\n"
                 "open(sys.argv[1], 'w').write(f'{ok} {fail} {aff}')\n"
-                "time.sleep(30)\n")
+                "while True:\n    signal.pause()\n")
         svc = units.name("forker")
         systemd.start_transient(svc, {
             "Description": "taucg test fork past TasksMax",
@@ -220,7 +223,8 @@ def test_allowed_cpus_is_the_affinity_and_tasks_max_refuses_forks(
             "ExecStart": [(sys.executable, [sys.executable, "-S", "-c", code, str(report)],
                            False)],
         })
-        wait_for(report.exists, 120, "the forker's report")
+        wait_for(lambda: report.exists() and len(report.read_text().split(" ", 2)) == 3, 180,
+                 "the forker's report")
         ok, fail, aff = report.read_text().split(" ", 2)
         assert int(fail) > 0, "no fork was refused"
         assert int(ok) <= 7  # 8 tasks in the tier, one of them the forker itself

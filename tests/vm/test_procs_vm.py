@@ -56,14 +56,23 @@ def prey(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def follower(cfg: str) -> Iterator[subprocess.Popen[str]]:
-    p = subprocess.Popen(taucg_argv("classify", "--follow", "--format", "json", config=cfg),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(15)  # start-up under emulation: imports, first full pass
-    assert p.poll() is None, p.stderr.read() if p.stderr else ""
-    yield p
-    p.terminate()
-    p.wait(timeout=60)
+def follower(cfg: str, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    err = tmp_path / "classify.err"
+    with err.open("w") as sink:
+        p = subprocess.Popen(taucg_argv("classify", "--follow", "--format", "json", config=cfg),
+                             stdout=subprocess.PIPE, stderr=sink, text=True)
+
+    def following() -> bool:
+        assert p.poll() is None, f"classify --follow exited: {err.read_text()}"
+        return "following new processes" in err.read_text()
+
+    try:
+        wait_for(following, 180, "classify --follow to finish its first pass")
+        yield p
+    finally:
+        p.terminate()
+        p.wait(timeout=60)
+        print(f"--- classify --follow stderr ---\n{err.read_text()}")
 
 
 def in_scope(units: Units, argv: list[str]) -> subprocess.Popen[bytes]:
@@ -109,10 +118,16 @@ def test_per_process_memory_max_kills_a_hog(follower: subprocess.Popen[str], uni
                                             tmp_path: Path) -> None:
     hog = tmp_path / "taucg-prey-hog"
     shutil.copy2(os.path.realpath(sys.executable), hog)
-    code = ("import time, sys\ntime.sleep(40)\nx = b'x' * (200 << 20)\ntime.sleep(60)")
+    # It allocates only once it is placed (its scope has MemoryMax=64M),
+    # then holds the memory until the kernel or this test ends it.
+    code = ("import signal, time\n"
+            "while '/tau-low.slice/' not in open('/proc/self/cgroup').read():\n"
+            "    time.sleep(0.1)\n"
+            "x = b'x' * (200 << 20)\n"
+            "while True:\n    signal.pause()\n")
     p = in_scope(units, [str(hog), "-S", "-c", code])
     try:
-        wait_for(lambda: "/tau-low.slice/" in cgroup_of(p.pid), 35, "the hog to be placed")
+        wait_for(lambda: "/tau-low.slice/" in cgroup_of(p.pid), 180, "the hog to be placed")
         assert p.wait(timeout=240) != 0
         assert p.returncode in (-9, 137, 1), p.returncode
     finally:

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from taucg.actors.crash_history import CrashEvent, CrashHistory
-from taucg.actors.systemd_dbus import SystemdError
+from taucg.actors.systemd_dbus import SERVICE, SystemdError
 from tests.support.blocking_systemd import BlockingSystemd
 from tests.support.cli import taucg, taucg_argv
 from tests.support.configs import Section, merged, write_config
 
-from .helpers import CGROUP_ROOT, unit_state, wait_for
+from .helpers import CGROUP_ROOT, StderrLog, unit_state, wait_for
 
 UNIT_DIR = Path("/etc/systemd/system")
 CRASHY = "tau-crashy.service"
@@ -53,7 +53,7 @@ def crashy_policy(**service: Any) -> dict[str, Any]:
 
 
 def watcher(tmp_path: Path, critical: tuple[str, ...] = ("tau-crashy",), **sections: Section
-            ) -> tuple[subprocess.Popen[str], Path]:
+            ) -> tuple[StderrLog, Path]:
     state = tmp_path / "state"
     base = {"crash_recovery": {"critical_processes": list(critical), "state_directory": state,
                                "recovery_timeout_seconds": 60,
@@ -61,9 +61,10 @@ def watcher(tmp_path: Path, critical: tuple[str, ...] = ("tau-crashy",), **secti
     cfg = write_config(tmp_path / "taucg.toml", **merged(base, sections))
     p = subprocess.Popen(taucg_argv("recovery", "--watch", config=cfg),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(15)  # imports and Subscribe under emulation
-    assert p.poll() is None, p.stderr.read() if p.stderr else ""
-    return p, state / "history.db"
+    log = StderrLog(p)
+    # Subscribed, rescanned and following: from here no unit change is missed.
+    log.wait_for("ready: following the units' state changes", 180)
+    return log, state / "history.db"
 
 
 def rows(db: Path) -> list[CrashEvent]:
@@ -76,10 +77,18 @@ def rows(db: Path) -> list[CrashEvent]:
         h.close()
 
 
-def stop(p: subprocess.Popen[str]) -> str:
+def main_cmdline(systemd: BlockingSystemd, unit: str) -> str:
+    pid = int(systemd.get_property(unit, "MainPID", SERVICE))
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:  # between two processes
+        return ""
+
+
+def stop(log: StderrLog) -> str:
     """Stops the watcher; its log is printed so a failing test shows it."""
-    p.terminate()
-    _, err = p.communicate(timeout=60)
+    log.proc.terminate()
+    err = log.finish()
     print(f"--- recovery watcher log ---\n{err}")
     return err
 
@@ -118,13 +127,14 @@ def test_backoff_grows_and_resets_after_stable_uptime(systemd: BlockingSystemd, 
         for got, want in zip(delays, (1.0, 2.0, 4.0, 6.0), strict=True):
             assert want * 0.9 - 0.01 <= got <= min(6.0, want * 1.1) + 0.01, delays
         # A process started before the mark still crashes (within ~1 s);
-        # let that crash be recorded and recovered, then the unit must stay
-        # up past stable_seconds.
-        time.sleep(5)
+        # once the one running is the `sleep infinity` the mark leads to, and
+        # every crash is recovered, the unit must stay up past stable_seconds.
+        wait_for(lambda: "infinity" in main_cmdline(systemd, crashy), 180,
+                 "the crashy service to run past the mark")
         wait_for(lambda: all(r.outcome != "pending" for r in rows(db))
                  and unit_state(systemd, crashy) == "active", 120, "the unit to stay up")
         settled = len(rows(db))
-        time.sleep(25)  # past stable_seconds
+        p.wait_for(f"{CRASHY} stayed up for 20 s: its recovery starts afresh", 180)
         assert len(rows(db)) == settled, "the unit crashed again while it should stay up"
         OK_MARK.unlink()
         before = len(rows(db))
@@ -213,8 +223,13 @@ def test_session_state_is_saved_and_restored(systemd: BlockingSystemd, crashy: s
         snap_file = tmp_path / "session" / "session.json"
         wait_for(lambda: snap_file.exists() and crashy in snap_file.read_text(), 60,
                  "a session snapshot")
-        time.sleep(31)  # the next snapshot also lists the blob
-        snap = json.loads(taucg("recovery", "--session", "--format", "json", config=cfg).stdout)
+        def session() -> dict[str, Any]:
+            out = taucg("recovery", "--session", "--format", "json", config=cfg).stdout
+            return dict(json.loads(out))
+
+        # Snapshots come every 30 s: a later one also lists the blob.
+        snap = wait_for(lambda: (s := session())["blobs"] == [crashy] and s, 180,
+                        "a session snapshot that lists the saved blob")
         assert snap["units"][companion]["active_state"] == "active"
         assert snap["blobs"] == [crashy]
         OK_MARK.unlink()
@@ -288,7 +303,7 @@ def test_a_crash_during_a_bus_outage_is_found_by_the_rescan(systemd: BlockingSys
         wait_for(lambda: subprocess.run(["systemctl", "is-failed", "--quiet", crashy],
                                         check=False).returncode == 0, 60,
                  "the crash while the bus is down")
-        time.sleep(3)
+        p.wait_for("lost the system bus", 120)  # the bus is back only after this
         subprocess.run(["systemctl", "start", "dbus.socket", "dbus.service"], check=True)
         wait_for(lambda: any(r.outcome == "restarted" for r in rows(db)), 180,
                  "the rescan after reconnecting to recover the unit")

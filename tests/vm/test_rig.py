@@ -52,7 +52,7 @@ def test_transient_unit_limits_reach_cgroup_files(systemd: BlockingSystemd,
 
 def test_memory_hog_is_oom_killed(systemd: BlockingSystemd, units: Units) -> None:
     svc = units.name("hog")
-    code = "import time\nx = b'x' * (200 << 20)\ntime.sleep(60)"
+    code = "import signal\nx = b'x' * (200 << 20)\nwhile True:\n    signal.pause()"
     systemd.start_transient(svc, {
         "Description": "taucg rig memory hog",
         "ExecStart": [(sys.executable, [sys.executable, "-S", "-c", code], False)],
@@ -101,15 +101,12 @@ def test_signal_stream_reports_a_unit_starting(systemd: BlockingSystemd, units: 
 
     async def watch() -> list[tuple[str, str]]:
         seen: list[tuple[str, str]] = []
-        await client.subscribe()
-        stream = client.signals()
-        first = asyncio.ensure_future(stream.__anext__())
-        await asyncio.sleep(0)  # subscribed before the unit exists
+        stream = await client.signals()  # open before the unit exists
         await client.start_transient(svc, {
             "Description": "taucg rig signals",
             "ExecStart": [("/bin/sleep", ["/bin/sleep", "infinity"], False)],
         })
-        sig = await asyncio.wait_for(first, 60)
+        sig = await asyncio.wait_for(stream.__anext__(), 60)
         deadline = asyncio.get_running_loop().time() + 60
         while True:
             seen.append((sig.member, str(sig.body[:3])))

@@ -170,6 +170,8 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
                     show(entry)
         if events is None:
             return
+        click.echo("classify: first pass done; following new processes (Ctrl-C stops)",
+                   err=True)
         async for ev in events.arrivals():
             if ev.kind == "exec":
                 entry = await place_by_rules(cfg, client, ev.pid, dry_run=dry_run,
