@@ -17,9 +17,11 @@ import gzip
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from taucg.actors.files import (
@@ -236,7 +238,11 @@ def desired_files(config: Config, unit_dir: Path, total_memory: int) -> dict[Pat
 
 
 async def observe_and_plan(config: Config, machine: Machine, unit_dir: Path,
-                           client: Systemd | None) -> Plan:
+                           client: Systemd | None,
+                           held: Mapping[str, AbstractSet[str]] = MappingProxyType({})
+                           ) -> Plan:
+    """held: slice unit -> property keys the governor holds at runtime;
+    the plan leaves those to it (see apply_config)."""
     plan = Plan(unit_dir=unit_dir)
     want = desired_files(config, unit_dir, machine.total_memory)
     for path, text in sorted(want.items()):
@@ -252,16 +258,23 @@ async def observe_and_plan(config: Config, machine: Machine, unit_dir: Path,
         return plan
     plan.systemd_reachable = True
     for spec in slice_specs(config, machine.total_memory):
-        await _plan_slice(plan, spec, client, machine)
+        await _plan_slice(plan, spec, client, machine, held.get(spec.unit, frozenset()))
     await _plan_moves(plan, config, client)
     return plan
 
 
-async def _plan_slice(plan: Plan, spec: SliceSpec, client: Systemd, machine: Machine) -> None:
+async def _plan_slice(plan: Plan, spec: SliceSpec, client: Systemd, machine: Machine,
+                      held: AbstractSet[str]) -> None:
     unit = await client.properties(spec.unit)
     live = await client.properties(spec.unit, SLICE) if unit.get("LoadState") == "loaded" \
         else {}
+    if held:
+        names = ", ".join(p.directive for p in properties.TABLE if p.key in held)
+        plan.notes.append(f"{spec.unit}: {names} held by the governor at runtime; it gives "
+                          "the configured value back when the pressure ends")
     for prop in properties.TABLE:
+        if prop.key in held:
+            continue
         dbus_name, value = prop.to_dbus(spec.values.get(prop.key))
         have = live.get(prop.dbus, prop.default)
         if have is None or prop.same(dbus_name, value, have, machine):
@@ -459,6 +472,7 @@ async def apply_config(config: Config, client: Systemd | None, *,
                        unit_dir: Path = DEFAULT_UNIT_DIR, dry_run: bool = False,
                        restart_moved: bool = False, machine: Machine | None = None,
                        who: str | None = None,
+                       held: Mapping[str, AbstractSet[str]] = MappingProxyType({}),
                        on_plan: Callable[[Plan], None] = lambda _p: None) -> Applied:
     """The one way the tiers are applied, by the CLI and by the daemon's API:
     probe, preflight, then lock, plan, execute when something differs,
@@ -468,11 +482,15 @@ async def apply_config(config: Config, client: Systemd | None, *,
     with the plan. Otherwise preflight problems raise PreflightError before
     anything is touched, and a failed step raises ExecuteError after the
     files were rolled back (and is audited as failed). ``who`` is the
-    requester for the audit records (default: this process's user)."""
+    requester for the audit records (default: this process's user).
+
+    ``held`` (slice unit -> property keys) names what the daemon's governor
+    holds at runtime: neither planned nor verified, so apply neither fights
+    the controller nor reports its work as drift."""
     machine = machine or Machine.probe()
     problems = preflight(config, machine)
     if dry_run:
-        plan = await observe_and_plan(config, machine, unit_dir, client)
+        plan = await observe_and_plan(config, machine, unit_dir, client, held)
         return Applied(plan, None, [], [], problems, dry_run=True)
     if problems:
         raise PreflightError(problems)
@@ -485,7 +503,7 @@ async def apply_config(config: Config, client: Systemd | None, *,
     try:
         with apply_lock():
             clean_leftovers(unit_dir)
-            plan = await observe_and_plan(config, machine, unit_dir, client)
+            plan = await observe_and_plan(config, machine, unit_dir, client, held)
             on_plan(plan)
             result = None
             if plan.changed or (restart_moved and any(m.active for m in plan.moves)):
@@ -496,7 +514,7 @@ async def apply_config(config: Config, client: Systemd | None, *,
                           config=config.file, who=who)
                     raise ExecuteError(str(exc)) from exc
             waiting = [m.unit for m in plan.moves if m.active and not restart_moved]
-            done = Applied(plan, result, waiting, verify(config, machine))
+            done = Applied(plan, result, waiting, verify(config, machine, held))
     except LockBusy as exc:
         raise ApplyError(str(exc)) from None
     for record in done.audit_records(config.file):

@@ -16,6 +16,7 @@ from taucg import __version__
 from taucg.actors import records
 from taucg.faces import logs
 from taucg.faces.socket_api import ApiError, Method, Peer, param
+from taucg.model.tiers import slice_name
 
 if TYPE_CHECKING:
     from taucg.actors.systemd_dbus import Systemd
@@ -134,9 +135,12 @@ def methods(d: DaemonFace) -> dict[str, Method]:
         from taucg.actors import apply as ap
 
         restart_moved = param(params, "restart_moved", bool, False)
+        view = d.state.governor
+        held = {} if view is None else {slice_name(tier): frozenset(keys)
+                                        for tier, keys in view.settings.items() if keys}
         try:
-            done = await ap.apply_config(d.cfg, await _bus(d),
-                                         restart_moved=restart_moved, who=peer.describe())
+            done = await ap.apply_config(d.cfg, await _bus(d), restart_moved=restart_moved,
+                                         who=peer.describe(), held=held)
         except ap.PreflightError as exc:
             raise ApiError("preflight", "; ".join(str(p) for p in exc.problems)) from None
         except ap.ApplyError as exc:

@@ -144,6 +144,22 @@ def test_one_changed_key_is_one_property_and_one_file(tmp_path: Path) -> None:
         "tau-low.slice", {"CPUWeight": 50}, True))]
 
 
+def test_keys_the_governor_holds_are_left_to_it(tmp_path: Path) -> None:
+    # The config changes Low's CPUWeight and Background's CPUQuota; the
+    # governor holds Background's CPUQuota at runtime (pooling, say).
+    fake = applied(loads(""), tmp_path)
+    cfg = loads("[tiers.low]\ncpu_weight = 50\n[tiers.background]\ncpu_quota = 25.0\n")
+    held = {"tau-background.slice": frozenset({"cpu_quota"})}
+    p = asyncio.run(observe_and_plan(cfg, MACHINE, tmp_path, fake,  # type: ignore[arg-type]
+                                     held))
+    assert changes(p) == {("tau-low.slice", "CPUWeight", 50)}
+    assert any("tau-background.slice: CPUQuota held by the governor" in n for n in p.notes), \
+        p.notes
+    # Without the hold, both are planned: the hold is what kept CPUQuota out.
+    assert ("tau-background.slice", "CPUQuotaPerSecUSec", 250_000) in changes(
+        plan(cfg, tmp_path, fake))
+
+
 def test_percentage_goes_as_scale_and_systemds_bytes_count_as_the_same(tmp_path: Path) -> None:
     fake = FakeSystemd(TOTAL, tmp_path)
     run(plan(loads(""), tmp_path, fake), fake)
