@@ -408,10 +408,18 @@ class RecoveryWatcher:
         now = time.time()
         own_restart = str(svc.get("Restart", "no"))
         if own_restart != "no" and self.cfg.recovery.systemd_restart == "defer":
-            self.history.record(CrashEvent(now, unit, result, exit_code, sig, 0,
-                                           "deferred-to-systemd", f"Restart={own_restart}"))
-            return None
-        if own_restart != "no":
+            # systemd passes through "failed" on its way to auto-restart; read
+            # afresh, a unit still failed is one its Restart= gave up on
+            # (start-limit-hit, or a failure the policy does not cover).
+            if str(await self.client.get_property(unit, "ActiveState")) != "failed":
+                self.history.record(CrashEvent(now, unit, result, exit_code, sig, 0,
+                                               "deferred-to-systemd", f"Restart={own_restart}"))
+                return None
+            self.log(f"{unit}: systemd's Restart={own_restart} gave up ({result}); taucg "
+                     "recovers it")
+            # A unit at its start limit refuses every start until this.
+            await self.client.reset_failed(unit)
+        elif own_restart != "no":
             await self.take_over([unit])
         decision = self.trackers[unit].on_failure(now)
         row = self.history.record(CrashEvent(now, unit, result, exit_code, sig,

@@ -248,6 +248,12 @@ class FakeSystemd:
         job = f"/org/freedesktop/systemd1/job/{self._jobs}"
         return JobResult(job, name, "done") if wait else job
 
+    async def reset_failed(self, name: str) -> None:
+        self._call("reset_failed", name)
+        u = self._loaded("ResetFailedUnit", name)
+        if u.active_state == "failed":
+            u.set_state("inactive")
+
     async def start(self, name: str, mode: str = "replace", wait: bool = True,
                     timeout: float | None = None) -> JobResult | str:
         self._call("start", name, mode)

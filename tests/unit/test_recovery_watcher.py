@@ -257,6 +257,9 @@ def test_notify_admin_without_journald_falls_back_to_stdout(
 def test_unit_with_its_own_restart_is_deferred_to_systemd(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rig = Rig(tmp_path, monkeypatch, 'default_strategy = "restart"', restart="always")
+    # systemd's auto-restart: "failed" in the signal, "activating" by the time
+    # anyone asks.
+    rig.fake.set_state(UNIT, "activating", emit=False)
     asyncio.run(rig.fail())
 
     assert rig.fake.mutations() == []
@@ -266,6 +269,20 @@ def test_unit_with_its_own_restart_is_deferred_to_systemd(
     # Not an attempt of ours: nothing to escalate later, nothing reported as done.
     assert rig.watcher.trackers[UNIT].failures == []
     assert rig.watcher.view().outcomes == ()
+
+
+def test_a_unit_whose_own_restart_gave_up_is_recovered_by_taucg(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Still failed when asked: systemd stopped restarting it (start-limit-hit).
+    rig = Rig(tmp_path, monkeypatch, 'default_strategy = "restart"', restart="on-failure")
+    rig.fake.units[UNIT].props[SERVICE]["Result"] = "start-limit-hit"
+    asyncio.run(rig.fail())
+
+    assert rig.fake.mutations() == [Call("reset_failed", (UNIT,)),
+                                    Call("restart", (UNIT, "replace"))]
+    assert rig.rows() == [(1, "restart", "restarted", 0.0)]
+    assert any("systemd's Restart=on-failure gave up (start-limit-hit)" in m
+               for m in rig.logs), rig.logs
 
 
 def test_take_over_turns_off_systemds_restart_and_recovers(

@@ -315,11 +315,34 @@ def test_a_crash_during_a_bus_outage_is_found_by_the_rescan(systemd: BlockingSys
     assert "reconnected to the system bus; rescanning" in err
 
 
-def with_own_restart(systemd: BlockingSystemd, crashy: str, restart_sec: int) -> None:
-    """Rewrites the crashy unit with systemd's own Restart=on-failure."""
-    (UNIT_DIR / crashy).write_text(CRASHY_UNIT.replace(
+def with_own_restart(systemd: BlockingSystemd, crashy: str, restart_sec: int,
+                     start_limit: int | None = None) -> None:
+    """Rewrites the crashy unit with systemd's own Restart=on-failure (and a
+    start limit systemd gives up at, if given)."""
+    unit = f"[Unit]\nStartLimitBurst={start_limit}\nStartLimitIntervalSec=600\n" \
+        if start_limit else ""
+    (UNIT_DIR / crashy).write_text(unit + CRASHY_UNIT.replace(
         "[Service]\n", f"[Service]\nRestart=on-failure\nRestartSec={restart_sec}\n"))
     systemd.reload()
+
+
+def test_a_unit_whose_own_restart_gave_up_is_recovered(systemd: BlockingSystemd, crashy: str,
+                                                       tmp_path: Path) -> None:
+    with_own_restart(systemd, crashy, restart_sec=0, start_limit=2)
+    # The delay leaves time to let the next start stay up.
+    p, db = watcher(tmp_path, recovery=crashy_policy(strategy="restart_with_delay",
+                                                     delay_seconds=20.0))
+    try:
+        systemd.start(crashy, wait=False)
+        p.wait_for(f"{CRASHY}: systemd's Restart=on-failure gave up (start-limit-hit)", 300)
+        OK_MARK.touch()
+        wait_for(lambda: any(r.outcome == "restarted" for r in rows(db)), 180,
+                 "taucg's restart after systemd gave up")
+        assert unit_state(systemd, crashy) == "active"
+        recovered = next(r for r in rows(db) if r.outcome == "restarted")
+        assert (recovered.action, recovered.result) == ("restart_with_delay", "start-limit-hit")
+    finally:
+        stop(p)
 
 
 def test_a_unit_with_its_own_restart_is_left_to_systemd(systemd: BlockingSystemd, crashy: str,
