@@ -4,6 +4,7 @@ journald fields, metrics, placement and the hardening."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -18,11 +19,19 @@ from typing import Any
 
 import pytest
 
-from taucg.actors.systemd_dbus import SERVICE
+from taucg.actors.systemd_dbus import SERVICE, SystemdError
 from taucg.faces.socket_client import call
 from tests.support.blocking_systemd import BlockingSystemd
 
-from .helpers import DAEMON_CONFIG, DAEMON_UNIT, Units, installed_daemon, unit_state, wait_for
+from .helpers import (
+    DAEMON_CONFIG,
+    DAEMON_UNIT,
+    ROOT,
+    Units,
+    installed_daemon,
+    unit_state,
+    wait_for,
+)
 
 UNIT = DAEMON_UNIT
 CONFIG = DAEMON_CONFIG
@@ -98,6 +107,54 @@ def test_hardening_holds(service: None, systemd: BlockingSystemd) -> None:
     r = subprocess.run(["nsenter", "-t", str(pid), "-m", "touch", "/usr/taucg-probe"],
                        capture_output=True, check=False, text=True)
     assert r.returncode != 0 and "Read-only file system" in r.stderr
+    # Seccomp is on (mode 2: filter), and the cgroup tree is read-only except
+    # the tiers' subtree, where the governor writes memory.reclaim (the
+    # daemon's own tier exists whatever ran before).
+    assert fields["Seccomp"].strip() == "2"
+    assert fields["Seccomp_filters"].strip() != "0"
+    r = subprocess.run(["nsenter", "-t", str(pid), "-m", "sh", "-c",
+                        "echo 4096 > /sys/fs/cgroup/tau.slice/tau-critical.slice/memory.reclaim"],
+                       capture_output=True, check=False, text=True)
+    # EAGAIN (nothing left to reclaim) is fine: the write reached the kernel.
+    assert r.returncode == 0 or "Resource temporarily unavailable" in r.stderr, r.stderr
+    r = subprocess.run(["nsenter", "-t", str(pid), "-m", "sh", "-c",
+                        "echo 4096 > /sys/fs/cgroup/system.slice/memory.reclaim"],
+                       capture_output=True, check=False, text=True)
+    assert r.returncode != 0 and "Read-only file system" in r.stderr, r.stderr
+
+
+def exposure(unit: str) -> float:
+    """systemd-analyze security's overall exposure of a loaded unit."""
+    out = subprocess.run(["systemd-analyze", "security", "--no-pager", unit],
+                         capture_output=True, check=True, text=True).stdout
+    line = next(x for x in out.splitlines() if "Overall exposure level" in x)
+    return float(line.split(":", 1)[1].split()[0])
+
+
+def test_both_units_score_3_or_better_live_and_apply_runs_hardened(
+        service: None, systemd: BlockingSystemd, report: Callable[[str], None]) -> None:
+    apply_unit = "taucg-apply.service"
+    unit_file = Path("/etc/systemd/system") / apply_unit
+    dropin = unit_file.with_name(apply_unit + ".d") / "50-test.conf"
+    shutil.copy(ROOT / "units" / apply_unit, unit_file)
+    # As for the daemon: a checkout under /tmp is hidden by PrivateTmp=yes.
+    dropin.parent.mkdir(exist_ok=True)
+    dropin.write_text(f"[Service]\nBindReadOnlyPaths={ROOT}\n")
+    systemd.reload()
+    try:
+        # The hardened apply still does its job: the tiers from the config.
+        systemd.start(apply_unit, timeout=300)
+        assert systemd.get_property(apply_unit, "Result", SERVICE) == "success"
+        scores = {u: exposure(u) for u in (UNIT, apply_unit)}
+        report(f"\nsystemd-analyze security (live): {scores[UNIT]:.1f} {UNIT}, "
+               f"{scores[apply_unit]:.1f} {apply_unit} (goal <= 3.0)")
+        assert all(v <= 3.0 for v in scores.values()), scores
+    finally:
+        with contextlib.suppress(SystemdError):
+            systemd.stop(apply_unit)
+        dropin.unlink(missing_ok=True)
+        unit_file.unlink(missing_ok=True)
+        systemd.reload()
 
 
 def test_journald_gets_the_fields(service: None) -> None:
