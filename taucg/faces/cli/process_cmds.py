@@ -22,6 +22,7 @@ from taucg.faces.cli.common import (
     run_async,
     with_systemd,
 )
+from taucg.faces.cli.examples import EPILOGS
 from taucg.faces.render import emit, resolve_format
 
 # ------------------------------------------------------------- processes ---
@@ -76,7 +77,7 @@ def _tree(rows: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
-@cli.command("processes")
+@cli.command("processes", epilog=EPILOGS["processes"])
 @click.option("--critical", is_flag=True, help="only the critical units' processes")
 @click.option("--tree", is_flag=True, help="show parent/child structure")
 @click.option("--tier", type=click.Choice(TIER_NAMES), default=None,
@@ -87,7 +88,9 @@ def _tree(rows: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
 @config_option
 def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None, fmt: str,
                   config_path: str | None) -> None:
-    """Processes with their tier and unit; --why explains the rules."""
+    """Processes with their tier and unit.
+
+    --why PID explains which [[rules]] entry matches a process, or why none does."""
     from taucg.actors.placement import is_candidate
     from taucg.model.rules import classify
     from taucg.model.tiers import tier_of
@@ -127,14 +130,16 @@ def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None,
          [r for _, r in ordered], title="processes")
 
 
-@cli.command("classify")
+@cli.command("classify", epilog=EPILOGS["classify"])
 @click.option("--dry-run", is_flag=True, help="show what would move, move nothing")
 @click.option("--follow", is_flag=True,
               help="keep running: place each new process as it execs (proc connector)")
 @format_option
 @config_option
 def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None) -> None:
-    """Place processes that match [[rules]] into their tiers (one pass)."""
+    """Place processes into tiers by [[rules]].
+
+    One pass over the running processes; --follow then places each new one."""
     from taucg.actors.placement import place_by_rules
     from taucg.readers.sampler import EventsUnavailable, Sampler
 
@@ -186,7 +191,8 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
             with_systemd(run)
 
 
-@cli.command("run", context_settings={"ignore_unknown_options": True})
+@cli.command("run", context_settings={"ignore_unknown_options": True},
+             epilog=EPILOGS["run"])
 @click.option("--tier", type=click.Choice(TIER_NAMES), required=True)
 @click.option("--isolate", default=None, metavar="NS[,NS...]",
               help="namespaces: net, pid, mount, ipc, uts (or 'none'); default for low and "
@@ -199,7 +205,10 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_cmd(tier: str, isolate: str | None, netns: str | None, memory: str | None,
             cpu: str | None, config_path: str | None, command: tuple[str, ...]) -> None:
-    """Run COMMAND in a tier, through a systemd scope, and return its exit status."""
+    """Run a command in a tier (a systemd scope).
+
+    COMMAND runs in a transient scope in the tier's slice; its exit status
+    is taucg's."""
     import subprocess
 
     from taucg.actors.isolation import NAMESPACES
