@@ -13,6 +13,7 @@ import click
 
 from taucg import __version__
 from taucg.config.loading import ConfigError
+from taucg.faces.cli.completion import complete_config_file
 from taucg.faces.cli.examples import EPILOGS
 from taucg.faces.render import FORMATS
 
@@ -98,6 +99,7 @@ format_option = click.option(
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), default=None,
     help="config file (default: $TAUCG_CONFIG, then /etc/taucg/taucg.toml, then built-in)",
+    shell_complete=complete_config_file,
 )
 
 

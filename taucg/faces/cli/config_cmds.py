@@ -10,6 +10,7 @@ from taucg.config.loading import BUILTIN, flatten, source_of, to_dict
 from taucg.config.loading import load as load_config
 from taucg.config.schema import Config
 from taucg.faces.cli.common import cli, config_option, format_option
+from taucg.faces.cli.completion import complete_config_file
 from taucg.faces.cli.examples import EPILOGS
 from taucg.faces.render import emit
 
@@ -62,7 +63,7 @@ def config_cmd(ctx: click.Context, monitoring: bool, resources: bool, recovery: 
 
 
 @config_cmd.command("check", epilog=EPILOGS["config check"])
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=complete_config_file)
 def config_check(file: str) -> None:
     """Validate a config file; exit 2 on problems.
 

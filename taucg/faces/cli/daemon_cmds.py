@@ -12,6 +12,7 @@ from taucg.config.loading import load as load_config
 from taucg.config.schema import Config
 from taucg.config.values import human_bytes
 from taucg.faces.cli.common import UserError, cli, config_option, format_option
+from taucg.faces.cli.completion import complete_metric
 from taucg.faces.cli.examples import EPILOGS
 from taucg.faces.render import emit, resolve_format
 
@@ -124,7 +125,8 @@ def alerts_cmd(count: int, fmt: str, config_path: str | None) -> None:
 
 
 @cli.command("history", epilog=EPILOGS["history"])
-@click.option("--metric", default="", help="one metric (default: all, summarised)")
+@click.option("--metric", default="", help="one metric (default: all, summarised)",
+              shell_complete=complete_metric)
 @format_option
 @config_option
 def history_cmd(metric: str, fmt: str, config_path: str | None) -> None:

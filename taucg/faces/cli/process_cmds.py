@@ -22,6 +22,7 @@ from taucg.faces.cli.common import (
     run_async,
     with_systemd,
 )
+from taucg.faces.cli.completion import complete_config_file, complete_pid, complete_tier
 from taucg.faces.cli.examples import EPILOGS
 from taucg.faces.render import emit, resolve_format
 
@@ -81,9 +82,10 @@ def _tree(rows: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
 @click.option("--critical", is_flag=True, help="only the critical units' processes")
 @click.option("--tree", is_flag=True, help="show parent/child structure")
 @click.option("--tier", type=click.Choice(TIER_NAMES), default=None,
-              help="only processes in this tier")
+              help="only processes in this tier", shell_complete=complete_tier)
 @click.option("--why", type=int, default=None, metavar="PID",
-              help="explain which rule matches PID, or why none does")
+              help="explain which rule matches PID, or why none does",
+              shell_complete=complete_pid)
 @format_option
 @config_option
 def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None, fmt: str,
@@ -193,7 +195,8 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
 
 @cli.command("run", context_settings={"ignore_unknown_options": True},
              epilog=EPILOGS["run"])
-@click.option("--tier", type=click.Choice(TIER_NAMES), required=True)
+@click.option("--tier", type=click.Choice(TIER_NAMES), required=True,
+              shell_complete=complete_tier)
 @click.option("--isolate", default=None, metavar="NS[,NS...]",
               help="namespaces: net, pid, mount, ipc, uts (or 'none'); default for low and "
                    "background when process_isolation = true: pid,mount,ipc,uts")
@@ -201,7 +204,8 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
               help="join the named network namespace (ip netns) instead of loopback only")
 @click.option("--memory", default=None, metavar="SIZE", help="MemoryMax, e.g. 512M")
 @click.option("--cpu", default=None, metavar="PERCENT", help="CPUQuota, e.g. 50%")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              shell_complete=complete_config_file)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_cmd(tier: str, isolate: str | None, netns: str | None, memory: str | None,
             cpu: str | None, config_path: str | None, command: tuple[str, ...]) -> None:

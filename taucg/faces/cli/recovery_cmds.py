@@ -13,6 +13,7 @@ from taucg.config.loading import load as load_config
 from taucg.config.schema import Config
 from taucg.faces.cli import common
 from taucg.faces.cli.common import UserError, audit, cli, config_option, format_option
+from taucg.faces.cli.completion import complete_unit
 from taucg.faces.cli.examples import EPILOGS
 from taucg.faces.render import emit
 
@@ -22,7 +23,8 @@ from taucg.faces.render import emit
 @cli.group("recovery", invoke_without_command=True, epilog=EPILOGS["recovery"])
 @click.option("--history", "show_history", is_flag=True,
               help="same as 'taucg recovery history'")
-@click.option("--unit", default=None, help="only this unit (with --history)")
+@click.option("--unit", default=None, help="only this unit (with --history)",
+              shell_complete=complete_unit)
 @click.option("--session", "show_session", is_flag=True,
               help="same as 'taucg recovery session'")
 @click.option("--watch", is_flag=True, help="same as 'taucg recovery watch'")
@@ -86,7 +88,7 @@ def session_cmd(fmt: str, config_path: str | None) -> None:
 
 
 @recovery_cmd.command("history", epilog=EPILOGS["recovery history"])
-@click.option("--unit", default=None, help="only this unit")
+@click.option("--unit", default=None, help="only this unit", shell_complete=complete_unit)
 @format_option
 @config_option
 def history_cmd(unit: str | None, fmt: str, config_path: str | None) -> None:
@@ -156,7 +158,7 @@ def watch_cmd(config_path: str | None) -> None:
 
 
 @recovery_cmd.command("save-state", epilog=EPILOGS["recovery save-state"])
-@click.argument("unit")
+@click.argument("unit", shell_complete=complete_unit)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @config_option
 def save_state_cmd(unit: str, file: Path, config_path: str | None) -> None:
