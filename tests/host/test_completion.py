@@ -8,18 +8,21 @@ bus, and a bus that accepts the connection and never answers
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import taucg
 from taucg.config.schema import TIER_NAMES
 from taucg.model.monitor import metric_names
 from taucg.readers.procfs import process_names
-from tests.support.completion import complete, values
+from tests.support.completion import HANG, complete, values
 from tests.support.configs import write_config
 from tests.support.private_bus import ListingSystemd, private_system_bus
 
@@ -219,3 +222,30 @@ def test_the_deadline_can_be_raised_but_not_broken(monkeypatch: pytest.MonkeyPat
     for junk in ("soon", "0", "-1", "nan", "1e9"):
         monkeypatch.setenv(completion.DEADLINE_ENV, junk)
         assert completion._deadline() == completion.UNITS_DEADLINE, junk
+
+
+# ------------------------------------------------------- the shell script ---
+
+
+def test_bash_completes_through_the_script_taucg_generates(tmp_path: Path) -> None:
+    """The script an installer writes (`_TAUCG_COMPLETE=bash_source taucg`),
+    sourced by a real bash, fills COMPREPLY from taucg's answer."""
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("needs bash")
+    root = Path(taucg.__file__).resolve().parents[1]
+    wrapper = tmp_path / "taucg"  # `taucg` on PATH, running this checkout
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={root} exec {sys.executable} -m taucg "$@"\n')
+    wrapper.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}",
+           "TAUCG_CONFIG": str(tmp_path / "absent.toml")}
+    script = subprocess.run(["taucg"], env={**env, "_TAUCG_COMPLETE": "bash_source"},
+                            capture_output=True, text=True, check=True, timeout=HANG).stdout
+    assert "complete -o nosort -F _taucg_completion taucg" in script
+    probe = (f"{script}\nCOMP_WORDS=(taucg processes --tier l); COMP_CWORD=3\n"
+             "_taucg_completion taucg\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n")
+    r = subprocess.run([bash, "--norc", "--noprofile", "-c", probe], env=env,
+                       capture_output=True, text=True, timeout=HANG, check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["low"]
+    assert r.stderr == ""
