@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 from click.shell_completion import CompletionItem
 
 if TYPE_CHECKING:
+    from taucg.actors.systemd_dbus import LoadedUnit
     from taucg.config.schema import Config
 
 # The whole D-Bus exchange (connect, hello, list) of unit completion; an
@@ -54,6 +55,7 @@ def complete_tier(ctx: click.Context, param: click.Parameter,
     from dataclasses import fields
 
     from taucg.config.schema import TIER_NAMES, TierPolicy
+    from taucg.model.tiers import slice_name
 
     cfg = _config(ctx)
     items = []
@@ -65,7 +67,7 @@ def complete_tier(ctx: click.Context, param: click.Parameter,
         if isinstance(policy, TierPolicy):
             limits = " ".join(f"{f.name}={getattr(policy, f.name)}" for f in fields(policy)
                               if f.name != "units" and getattr(policy, f.name) is not None)
-        items.append(CompletionItem(tier, help=f"tau-{tier}.slice {limits}".rstrip()))
+        items.append(CompletionItem(tier, help=f"{slice_name(tier)} {limits}".rstrip()))
     return items
 
 
@@ -77,7 +79,7 @@ def _deadline() -> float:
     return seconds if 0 < seconds < 60 else UNITS_DEADLINE
 
 
-def _live_units(patterns: list[str]) -> list[Any]:
+def _live_units(patterns: list[str]) -> list[LoadedUnit]:
     """Loaded units from systemd, or [] when the bus is down or slow."""
     import asyncio
     import logging
@@ -87,11 +89,11 @@ def _live_units(patterns: list[str]) -> list[Any]:
     deadline = _deadline()
     client = Systemd(timeout=deadline)
 
-    async def ask() -> list[Any]:
+    async def ask() -> list[LoadedUnit]:
         await client.connect()
         return await client.list_units(patterns)
 
-    async def bounded() -> list[Any]:
+    async def bounded() -> list[LoadedUnit]:
         try:
             return await asyncio.wait_for(ask(), deadline)
         finally:
@@ -118,8 +120,8 @@ def complete_unit(ctx: click.Context, param: click.Parameter,
     items: dict[str, str] = {}
     cfg = _config(ctx)
     if cfg is not None:
-        for unit in cfg.crash_recovery.critical_units:
-            items[unit] = "critical unit (crash recovery)"
+        for name in cfg.crash_recovery.critical_units:
+            items[name] = "critical unit (crash recovery)"
     for unit in _live_units(["*.service"]):
         items.setdefault(unit.name, f"{unit.active_state}: {unit.description}")
     return [CompletionItem(name, help=text) for name, text in items.items()
