@@ -129,6 +129,16 @@ class JobResult:
 
 
 @dataclass(frozen=True, slots=True)
+class LoadedUnit:
+    """One row of ListUnitsByPatterns."""
+
+    name: str
+    description: str
+    active_state: str
+    sub_state: str
+
+
+@dataclass(frozen=True, slots=True)
 class Signal:
     path: str
     interface: str
@@ -353,6 +363,15 @@ class Systemd:
     async def load_unit(self, name: str) -> str:
         return str((await self._call("LoadUnit", name, member="LoadUnit", signature="s",
                                      body=[name]))[0])
+
+    async def list_units(self, patterns: Iterable[str] = (),
+                         states: Iterable[str] = ()) -> list[LoadedUnit]:
+        """The loaded units whose names match one of the globs (all: none
+        given), in one call: no per-unit round trips."""
+        body = await self._call("ListUnitsByPatterns", None, member="ListUnitsByPatterns",
+                                signature="asas", body=[list(states), list(patterns)])
+        # a(ssssssouso): name, description, load, active, sub, following, ...
+        return [LoadedUnit(str(u[0]), str(u[1]), str(u[3]), str(u[4])) for u in body[0]]
 
     async def properties(self, name: str, interface: str = UNIT) -> dict[str, Any]:
         """All properties of one interface of the unit, as plain Python values."""

@@ -379,6 +379,29 @@ class LeakAlarm:
 # ----------------------------------------------------------------- monitor ---
 
 
+# The series Monitor.update records, each with what it measures. Tier
+# series are per tier: TIER_METRICS names the part after "tier.<tier>.".
+SYSTEM_METRICS = {
+    "cpu_percent": "busy share of all CPUs, percent",
+    "memory_percent": "RAM in use, percent of total",
+    "load1": "one-minute load average",
+}
+TIER_METRICS = {
+    "cpu_percent": "CPU use of the tier's slice, percent of one CPU",
+    "memory_bytes": "memory charged to the tier's slice, bytes",
+}
+
+
+def metric_names(tiers: Iterable[str]) -> dict[str, str]:
+    """Every metric name the monitor can record for these tiers, with its
+    meaning: what `taucg history --metric` and the socket API accept."""
+    names = dict(SYSTEM_METRICS)
+    for tier in tiers:
+        for attr, meaning in TIER_METRICS.items():
+            names[f"tier.{tier}.{attr}"] = f"{tier}: {meaning}"
+    return names
+
+
 @dataclass(frozen=True, slots=True)
 class Thresholds:
     cpu_percent: float
@@ -456,7 +479,7 @@ class Monitor:
             usage = tier_usage({t: t for t in tiers}, self._prev_tiers, tiers)
             self._prev_tiers = dict(tiers)
             for tier, u in usage.items():
-                for attr in ("cpu_percent", "memory_bytes"):
+                for attr in TIER_METRICS:
                     v = getattr(u, attr)
                     if v is not None:
                         record(f"tier.{tier}.{attr}", float(v))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import pwd
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -50,6 +51,20 @@ def unit_of_cgroup(path: str | None) -> str | None:
             continue
         return part if part.endswith(UNIT_SUFFIXES) else None
     return None
+
+
+def process_names(proc: Path = PROC) -> Iterator[tuple[int, str]]:
+    """(PID, comm) of every process, in PID order. One that exits during the
+    listing is left out: a listing is a moment's view, not a promise."""
+    pids = sorted(int(name) for name in os.listdir(proc) if name.isdigit())
+    for pid in pids:
+        try:
+            comm = (proc / str(pid) / "comm").read_bytes()
+        except OSError as exc:
+            if _gone(exc):
+                continue
+            raise
+        yield pid, comm.rstrip(b"\n").decode(errors="replace")
 
 
 def read_cgroup(pid: int, proc: Path = PROC) -> str:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 from taucg.model.monitor import (
     LeakAlarm,
     LeakDetector,
@@ -9,6 +11,7 @@ from taucg.model.monitor import (
     Thresholds,
     cgroup_cpu_percent,
     cpu_percent,
+    metric_names,
     process_cpu_percent,
     slope,
     tier_usage,
@@ -17,6 +20,7 @@ from taucg.readers.samples import (
     CgroupCpu,
     CgroupSample,
     CpuTimes,
+    LoadAvg,
     MemInfo,
     ProcessSample,
     SystemSample,
@@ -160,6 +164,20 @@ def test_monitor_update_carries_values_and_tier_totals() -> None:
     assert second.values["tier.critical.cpu_percent"] == 100.0
     assert second.values["tier.critical.memory_bytes"] == 20.0
     assert m.history.series("tier.critical.memory_bytes")[-1][1] == 20.0
+
+
+def test_metric_names_are_the_series_the_monitor_records() -> None:
+    """What completion offers for `history --metric` is what update records."""
+    m = Monitor(Thresholds(cpu_percent=80, memory_percent=85, disk_percent=90))
+    tiers = {"critical": _cg("/c", 0, 1.0, 10), "low": _cg("/l", 0, 1.0, 10)}
+    load = LoadAvg(0.5, 0.4, 0.3, 1, 100, 42)
+    m.update(dataclasses.replace(_sys(0, 0, 0, 0.5), load=load), None, [], tiers=tiers)
+    second = m.update(dataclasses.replace(_sys(1, 50, 50, 0.5), load=load), None, [],
+                      tiers={"critical": _cg("/c", 1, 2.0, 20), "low": _cg("/l", 1, 2.0, 10)})
+    names = metric_names(["critical", "low"])
+    assert set(second.values) == set(names)
+    assert set(m.history.metrics()) == set(names)
+    assert names["tier.low.memory_bytes"].startswith("low: ")
 
 
 def test_leaks_are_seen_under_fast_sampling_too() -> None:

@@ -13,6 +13,8 @@ import click
 
 from taucg import __version__
 from taucg.config.loading import ConfigError
+from taucg.faces.cli.completion import complete_config_file
+from taucg.faces.cli.examples import EPILOGS
 from taucg.faces.render import FORMATS
 
 
@@ -33,10 +35,11 @@ class UserError(click.ClickException):
 
 # Command -> the module of its family. A command's module is imported only
 # when that command runs (or for --help), so `taucg config` pays for none of
-# the others.
+# the others. The order is the one `taucg --help` lists: set up, look,
+# place processes, recover and govern, then the daemon and what asks it.
 COMMAND_MODULES = {
-    "config": "config_cmds", "resources": "monitor_cmds", "status": "monitor_cmds",
-    "health": "monitor_cmds", "apply": "tier_cmds", "processes": "process_cmds",
+    "config": "config_cmds", "apply": "tier_cmds", "status": "monitor_cmds",
+    "resources": "monitor_cmds", "health": "monitor_cmds", "processes": "process_cmds",
     "classify": "process_cmds", "run": "process_cmds", "recovery": "recovery_cmds",
     "governor": "governor_cmds", "daemon": "daemon_cmds", "logs": "daemon_cmds",
     "alerts": "daemon_cmds", "history": "daemon_cmds",
@@ -48,7 +51,9 @@ class TaucgGroup(click.Group):
     into one clear message and an exit code."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+        # COMMAND_MODULES' order first; a command registered outside it after.
+        extra = sorted(set(super().list_commands(ctx)) - set(COMMAND_MODULES))
+        return [*COMMAND_MODULES, *extra]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         module = COMMAND_MODULES.get(cmd_name)
@@ -94,10 +99,12 @@ format_option = click.option(
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), default=None,
     help="config file (default: $TAUCG_CONFIG, then /etc/taucg/taucg.toml, then built-in)",
+    shell_complete=complete_config_file,
 )
 
 
-@click.group(cls=TaucgGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=TaucgGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EPILOGS["taucg"])
 @click.version_option(__version__, prog_name="taucg")
 def cli() -> None:
     """taucg: cgroup v2 resource tiers on systemd."""

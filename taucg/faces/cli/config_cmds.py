@@ -10,6 +10,8 @@ from taucg.config.loading import BUILTIN, flatten, source_of, to_dict
 from taucg.config.loading import load as load_config
 from taucg.config.schema import Config
 from taucg.faces.cli.common import cli, config_option, format_option
+from taucg.faces.cli.completion import complete_config_file
+from taucg.faces.cli.examples import EPILOGS
 from taucg.faces.render import emit
 
 # ---------------------------------------------------------------- config ---
@@ -32,7 +34,7 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-@cli.group("config", invoke_without_command=True)
+@cli.group("config", invoke_without_command=True, epilog=EPILOGS["config"])
 @click.option("--monitoring", is_flag=True, help="resource monitoring, health checks, logging")
 @click.option("--resources", is_flag=True, help="process management and placement rules")
 @click.option("--recovery", is_flag=True, help="crash recovery")
@@ -42,7 +44,9 @@ def _show(value: Any) -> str:
 @click.pass_context
 def config_cmd(ctx: click.Context, monitoring: bool, resources: bool, recovery: bool,
                tiers: bool, fmt: str, config_path: str | None) -> None:
-    """Show the effective config and where each value came from."""
+    """The effective config and each value's source.
+
+    Each key is shown with the file that set it, or the built-in default."""
     if ctx.invoked_subcommand is not None:
         return
     cfg = load_config(config_path)
@@ -58,10 +62,12 @@ def config_cmd(ctx: click.Context, monitoring: bool, resources: bool, recovery: 
          title=f"config: {cfg.file or BUILTIN}")
 
 
-@config_cmd.command("check")
-@click.argument("file", type=click.Path(dir_okay=False))
+@config_cmd.command("check", epilog=EPILOGS["config check"])
+@click.argument("file", type=click.Path(dir_okay=False), shell_complete=complete_config_file)
 def config_check(file: str) -> None:
-    """Validate FILE; exit 2 with one line per problem."""
+    """Validate a config file; exit 2 on problems.
+
+    Every problem in FILE is printed as FILE:LINE: key: why, one per line."""
     cfg: Config = load_config(file)
     overridden = sum(1 for src in cfg.sources.values() if src == file)
     click.echo(f"{file}: OK ({overridden} keys set over the built-in default)")

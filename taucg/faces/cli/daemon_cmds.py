@@ -12,6 +12,8 @@ from taucg.config.loading import load as load_config
 from taucg.config.schema import Config
 from taucg.config.values import human_bytes
 from taucg.faces.cli.common import UserError, cli, config_option, format_option
+from taucg.faces.cli.completion import complete_metric
+from taucg.faces.cli.examples import EPILOGS
 from taucg.faces.render import emit, resolve_format
 
 # ---------------------------------------------------------------- daemon ---
@@ -36,14 +38,16 @@ def _when(t: float | None) -> str:
     return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
-@cli.command("daemon")
+@cli.command("daemon", epilog=EPILOGS["daemon"])
 @click.option("--detach", is_flag=True,
               help="fork into the background and write [daemon] pidfile (under systemd, "
                    "use 'systemctl start taucg' instead)")
 @config_option
 def daemon_cmd(detach: bool, config_path: str | None) -> None:
-    """Run the taucg daemon: sampling, placement, recovery, health, the
-    socket API and metrics. Stops on SIGTERM; SIGHUP reloads the config."""
+    """Run the taucg daemon.
+
+    Sampling, placement, recovery, health, the socket API and metrics.
+    Stops on SIGTERM; SIGHUP reloads the config."""
     cfg = load_config(config_path)
     # Reloads look the config up again the same way, so a file created
     # after start is found on SIGHUP.
@@ -61,7 +65,7 @@ def daemon_cmd(detach: bool, config_path: str | None) -> None:
     raise click.exceptions.Exit(run(cfg, path, to_stderr=True))
 
 
-@cli.command("logs")
+@cli.command("logs", epilog=EPILOGS["logs"])
 @click.option("--stats", is_flag=True, help="sizes, records per level and rotated files")
 @click.option("--recent", is_flag=True, help="the most recent records")
 @click.option("--count", type=click.IntRange(1, 100_000), default=20, show_default=True,
@@ -74,8 +78,9 @@ def daemon_cmd(detach: bool, config_path: str | None) -> None:
 @config_option
 def logs_cmd(stats: bool, recent: bool, count: int, level: str | None, which: str, fmt: str,
              config_path: str | None) -> None:
-    """The daemon's logs (through its socket): --stats and --recent.
+    """The daemon's logs: sizes and recent records.
 
+    Read through the daemon's socket: --stats and --recent.
     With neither flag, --stats. Exit 3 when the daemon is not running."""
     cfg = load_config(config_path)
     kind = resolve_format(fmt)
@@ -103,12 +108,14 @@ def logs_cmd(stats: bool, recent: bool, count: int, level: str | None, which: st
                    f"{rec.get('message', '')}{extra}")
 
 
-@cli.command("alerts")
+@cli.command("alerts", epilog=EPILOGS["alerts"])
 @click.option("--count", type=click.IntRange(1, 200), default=50, show_default=True)
 @format_option
 @config_option
 def alerts_cmd(count: int, fmt: str, config_path: str | None) -> None:
-    """Threshold alerts the daemon raised and cleared (exit 3: no daemon)."""
+    """Alerts the daemon raised and cleared.
+
+    Threshold alerts, recent and active (exit 3: no daemon)."""
     cfg = load_config(config_path)
     data = _ask(cfg, "alerts", count=count)
     rows = [[_when(a["time"]), a["state"], a["metric"], f"{a['value']:g}",
@@ -117,13 +124,15 @@ def alerts_cmd(count: int, fmt: str, config_path: str | None) -> None:
          title=f"alerts; active: {', '.join(data['active']) or 'none'}")
 
 
-@cli.command("history")
-@click.option("--metric", default="", help="one metric (default: all, summarised)")
+@cli.command("history", epilog=EPILOGS["history"])
+@click.option("--metric", default="", help="one metric (default: all, summarised)",
+              shell_complete=complete_metric)
 @format_option
 @config_option
 def history_cmd(metric: str, fmt: str, config_path: str | None) -> None:
-    """The daemon's metric history and trends; it survives daemon restarts
-    (exit 3: no daemon)."""
+    """The daemon's metric history and trends.
+
+    The history survives daemon restarts (exit 3: no daemon)."""
     cfg = load_config(config_path)
     data = _ask(cfg, "history", metric=metric)
     if metric and resolve_format(fmt) != "json":

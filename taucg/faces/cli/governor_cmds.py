@@ -10,18 +10,21 @@ import click
 from taucg.config.loading import load as load_config
 from taucg.faces.cli.common import UserError, cli, config_option, format_option
 from taucg.faces.cli.daemon_cmds import DAEMON_NOT_RUNNING, _when
+from taucg.faces.cli.examples import EPILOGS
 from taucg.faces.render import emit, resolve_format
 
 
-@cli.command("governor")
+@cli.command("governor", epilog=EPILOGS["governor"])
 @click.option("-n", "--count", type=click.IntRange(1, 500), default=20, show_default=True,
               help="how many recent actions to show")
 @format_option
 @config_option
 def governor_cmd(count: int, fmt: str, config_path: str | None) -> None:
-    """The controller's decisions: pressure against the targets, what each
-    governed tier carries now against its config, and the recent actions
-    with their reasons (exit 3: no daemon; the persisted state is shown)."""
+    """The controller's decisions and their reasons.
+
+    Pressure against the targets, what each governed tier carries now
+    against its config, and the recent actions with their reasons (exit 3:
+    no daemon; the persisted state is shown)."""
     from taucg.actors.governor_state import load_state, state_path
     from taucg.faces.socket_client import DaemonError, DaemonNotRunning, call
 

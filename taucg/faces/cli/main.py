@@ -13,6 +13,8 @@ from taucg import __version__
 from taucg.config.loading import ConfigError
 from taucg.config.loading import load as load_config
 from taucg.faces.cli.common import cli
+from taucg.faces.cli.completion import complete_config_file
+from taucg.faces.cli.examples import EPILOGS
 
 # ------------------------------------------------------------ entry points ---
 
@@ -27,7 +29,8 @@ def main() -> None:
         sys.exit(0)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"]},
+               epilog=EPILOGS["tau-monitor"])
 @click.version_option(__version__, prog_name="tau-monitor")
 @click.option("--foreground", is_flag=True,
               help="run the daemon in the foreground (as 'taucg daemon')")
@@ -36,11 +39,12 @@ def main() -> None:
                    "'systemctl start taucg' instead")
 @click.option("--check", is_flag=True,
               help="run one health check; exit 0 if healthy, 1 below the threshold")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              shell_complete=complete_config_file)
 @click.pass_context
 def tau_monitor(ctx: click.Context, foreground: bool, detach: bool, check: bool,
                 config_path: str | None) -> None:
-    """tau-monitor: the taucg daemon under its older name."""
+    """The taucg daemon under its older name."""
     if foreground + detach + check != 1:
         raise click.UsageError("choose one of --foreground, --daemon or --check")
     try:

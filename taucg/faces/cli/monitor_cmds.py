@@ -11,6 +11,7 @@ import click
 from taucg.config.loading import load as load_config
 from taucg.config.schema import Config
 from taucg.faces.cli.common import FiniteFloatRange, cli, config_option, format_option
+from taucg.faces.cli.examples import EPILOGS
 from taucg.faces.render import emit, resolve_format
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 # ------------------------------------------------------------- resources ---
 
 
-@cli.command("resources")
+@cli.command("resources", epilog=EPILOGS["resources"])
 @click.option("--cpu", "want", flag_value="cpu", multiple=True, help="CPU use, load, switches")
 @click.option("--memory", "want", flag_value="memory", multiple=True, help="memory and swap")
 @click.option("--disk", "want", flag_value="disk", multiple=True,
@@ -38,8 +39,9 @@ if TYPE_CHECKING:
 @config_option
 def resources_cmd(want: tuple[str, ...], watch: float | None, interval: float, fmt: str,
                   config_path: str | None) -> None:
-    """Live CPU, memory, disk, network, temperature and pressure.
+    """The machine live: CPU, memory, disk, network.
 
+    Also temperatures and pressure stall information.
     Read directly from the kernel: no daemon needed, works unprivileged.
     With no section flag, every section is shown."""
     from taucg.faces.resources import SECTIONS, build, sample_pair
@@ -71,15 +73,16 @@ def resources_cmd(want: tuple[str, ...], watch: float | None, interval: float, f
 # ---------------------------------------------------------------- status ---
 
 
-@cli.command("status")
+@cli.command("status", epilog=EPILOGS["status"])
 @click.option("--interval", type=FiniteFloatRange(0.05, 60), default=0.5, show_default=True,
               help="seconds between the two samples that rates come from")
 @format_option
 @config_option
 def status_cmd(interval: float, fmt: str, config_path: str | None) -> None:
-    """Each tier live: members, CPU, memory, IO, pids, pressure, limits and drift.
+    """Each tier live: members, use, limits, drift.
 
-    Reads cgroupfs directly; no daemon needed."""
+    Members, CPU, memory, IO, pids, pressure, limits and drift from the
+    config, read from cgroupfs directly; no daemon needed."""
     from taucg.faces.status import collect
 
     cfg = load_config(config_path)
@@ -116,13 +119,14 @@ def _show_health(health: Any, detailed: bool, fmt: str) -> None:
         click.echo(f"recommendation: {rec}")
 
 
-@cli.command("health")
+@cli.command("health", epilog=EPILOGS["health"])
 @click.option("--detailed", is_flag=True, help="show what each check looked at")
 @format_option
 @config_option
 def health_cmd(detailed: bool, fmt: str, config_path: str | None) -> None:
-    """A 0.0-1.0 health score from weighted checks, with recommendations.
+    """A 0.0-1.0 health score with recommendations.
 
+    The score comes from weighted checks.
     Exit 0 when the score is at or above health_score_threshold, 1 below."""
     health = evaluate_health(load_config(config_path))
     _show_health(health, detailed, fmt)

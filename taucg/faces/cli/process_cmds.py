@@ -22,6 +22,8 @@ from taucg.faces.cli.common import (
     run_async,
     with_systemd,
 )
+from taucg.faces.cli.completion import complete_config_file, complete_pid, complete_tier
+from taucg.faces.cli.examples import EPILOGS
 from taucg.faces.render import emit, resolve_format
 
 # ------------------------------------------------------------- processes ---
@@ -76,18 +78,21 @@ def _tree(rows: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
-@cli.command("processes")
+@cli.command("processes", epilog=EPILOGS["processes"])
 @click.option("--critical", is_flag=True, help="only the critical units' processes")
 @click.option("--tree", is_flag=True, help="show parent/child structure")
 @click.option("--tier", type=click.Choice(TIER_NAMES), default=None,
-              help="only processes in this tier")
+              help="only processes in this tier", shell_complete=complete_tier)
 @click.option("--why", type=int, default=None, metavar="PID",
-              help="explain which rule matches PID, or why none does")
+              help="explain which rule matches PID, or why none does",
+              shell_complete=complete_pid)
 @format_option
 @config_option
 def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None, fmt: str,
                   config_path: str | None) -> None:
-    """Processes with their tier and unit; --why explains the rules."""
+    """Processes with their tier and unit.
+
+    --why PID explains which [[rules]] entry matches a process, or why none does."""
     from taucg.actors.placement import is_candidate
     from taucg.model.rules import classify
     from taucg.model.tiers import tier_of
@@ -127,14 +132,16 @@ def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None,
          [r for _, r in ordered], title="processes")
 
 
-@cli.command("classify")
+@cli.command("classify", epilog=EPILOGS["classify"])
 @click.option("--dry-run", is_flag=True, help="show what would move, move nothing")
 @click.option("--follow", is_flag=True,
               help="keep running: place each new process as it execs (proc connector)")
 @format_option
 @config_option
 def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None) -> None:
-    """Place processes that match [[rules]] into their tiers (one pass)."""
+    """Place processes into tiers by [[rules]].
+
+    One pass over the running processes; --follow then places each new one."""
     from taucg.actors.placement import place_by_rules
     from taucg.readers.sampler import EventsUnavailable, Sampler
 
@@ -186,8 +193,10 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
             with_systemd(run)
 
 
-@cli.command("run", context_settings={"ignore_unknown_options": True})
-@click.option("--tier", type=click.Choice(TIER_NAMES), required=True)
+@cli.command("run", context_settings={"ignore_unknown_options": True},
+             epilog=EPILOGS["run"])
+@click.option("--tier", type=click.Choice(TIER_NAMES), required=True,
+              shell_complete=complete_tier)
 @click.option("--isolate", default=None, metavar="NS[,NS...]",
               help="namespaces: net, pid, mount, ipc, uts (or 'none'); default for low and "
                    "background when process_isolation = true: pid,mount,ipc,uts")
@@ -195,11 +204,15 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
               help="join the named network namespace (ip netns) instead of loopback only")
 @click.option("--memory", default=None, metavar="SIZE", help="MemoryMax, e.g. 512M")
 @click.option("--cpu", default=None, metavar="PERCENT", help="CPUQuota, e.g. 50%")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              shell_complete=complete_config_file)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_cmd(tier: str, isolate: str | None, netns: str | None, memory: str | None,
             cpu: str | None, config_path: str | None, command: tuple[str, ...]) -> None:
-    """Run COMMAND in a tier, through a systemd scope, and return its exit status."""
+    """Run a command in a tier (a systemd scope).
+
+    COMMAND runs in a transient scope in the tier's slice; its exit status
+    is taucg's."""
     import subprocess
 
     from taucg.actors.isolation import NAMESPACES

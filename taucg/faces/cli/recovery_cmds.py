@@ -13,15 +13,18 @@ from taucg.config.loading import load as load_config
 from taucg.config.schema import Config
 from taucg.faces.cli import common
 from taucg.faces.cli.common import UserError, audit, cli, config_option, format_option
+from taucg.faces.cli.completion import complete_unit
+from taucg.faces.cli.examples import EPILOGS
 from taucg.faces.render import emit
 
 # -------------------------------------------------------------- recovery ---
 
 
-@cli.group("recovery", invoke_without_command=True)
+@cli.group("recovery", invoke_without_command=True, epilog=EPILOGS["recovery"])
 @click.option("--history", "show_history", is_flag=True,
               help="same as 'taucg recovery history'")
-@click.option("--unit", default=None, help="only this unit (with --history)")
+@click.option("--unit", default=None, help="only this unit (with --history)",
+              shell_complete=complete_unit)
 @click.option("--session", "show_session", is_flag=True,
               help="same as 'taucg recovery session'")
 @click.option("--watch", is_flag=True, help="same as 'taucg recovery watch'")
@@ -30,7 +33,9 @@ from taucg.faces.render import emit
 @click.pass_context
 def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None,
                  show_session: bool, watch: bool, fmt: str, config_path: str | None) -> None:
-    """Critical units, their recovery policy and whether systemd or taucg restarts them.
+    """Critical units and their recovery policy.
+
+    Also whether systemd or taucg restarts each of them.
 
     The flags --history, --session and --watch are the older spellings of
     the subcommands, kept for the documentation that uses them."""
@@ -57,11 +62,13 @@ def _overview(cfg: Config, fmt: str) -> None:
           "systemd_restart": cfg.recovery.systemd_restart}, title="recovery")
 
 
-@recovery_cmd.command("session")
+@recovery_cmd.command("session", epilog=EPILOGS["recovery session"])
 @format_option
 @config_option
 def session_cmd(fmt: str, config_path: str | None) -> None:
-    """The last session snapshot: units, their states, and state blobs."""
+    """The last session snapshot and state blobs.
+
+    The units and their states when the snapshot was taken."""
     from taucg.actors.recovery_state import RecoveryStateError, load_snapshot, state_dir
 
     cfg = load_config(config_path)
@@ -80,12 +87,15 @@ def session_cmd(fmt: str, config_path: str | None) -> None:
          title=f"session snapshot {taken}; state blobs: {blobs}")
 
 
-@recovery_cmd.command("history")
-@click.option("--unit", default=None, help="only this unit")
+@recovery_cmd.command("history", epilog=EPILOGS["recovery history"])
+@click.option("--unit", default=None, help="only this unit", shell_complete=complete_unit)
 @format_option
 @config_option
 def history_cmd(unit: str | None, fmt: str, config_path: str | None) -> None:
-    """Crash history: failures per unit, MTBF, last failure, latest events."""
+    """Crash history: failures, MTBF, events.
+
+    Failures per unit, the mean time between them, the last failure and the
+    latest events."""
     from taucg.actors.crash_history import CrashHistory
     from taucg.actors.recovery_watcher import history_path
     from taucg.actors.sqlite_db import StoreError
@@ -121,10 +131,12 @@ def history_cmd(unit: str | None, fmt: str, config_path: str | None) -> None:
          title="crash history")
 
 
-@recovery_cmd.command("watch")
+@recovery_cmd.command("watch", epilog=EPILOGS["recovery watch"])
 @config_option
 def watch_cmd(config_path: str | None) -> None:
-    """Run the recovery watcher in the foreground until interrupted (root)."""
+    """Run the recovery watcher in the foreground.
+
+    Until interrupted; it restarts units, so it needs root."""
     from taucg.actors.recovery_watcher import RecoveryWatcher
     from taucg.actors.systemd_dbus import Systemd, SystemdUnavailable
 
@@ -145,12 +157,14 @@ def watch_cmd(config_path: str | None) -> None:
         common.run_async(watch())
 
 
-@recovery_cmd.command("save-state")
-@click.argument("unit")
+@recovery_cmd.command("save-state", epilog=EPILOGS["recovery save-state"])
+@click.argument("unit", shell_complete=complete_unit)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @config_option
 def save_state_cmd(unit: str, file: Path, config_path: str | None) -> None:
-    """Keep FILE as UNIT's state blob; it is handed back after a recovery."""
+    """Keep FILE as UNIT's state blob for recovery.
+
+    After a recovery of UNIT, the file is handed back to it."""
     from taucg.actors.recovery_state import HANDBACK_DIR, save_blob
     from taucg.config.values import check_unit_name
 
@@ -165,10 +179,12 @@ def save_state_cmd(unit: str, file: Path, config_path: str | None) -> None:
                f"{HANDBACK_DIR / name}")
 
 
-@recovery_cmd.command("leave-safe-mode")
+@recovery_cmd.command("leave-safe-mode", epilog=EPILOGS["recovery leave-safe-mode"])
 @config_option
 def leave_safe_mode_cmd(config_path: str | None) -> None:
-    """Thaw the Low and Background tiers frozen by safe mode."""
+    """Thaw the tiers that safe mode froze.
+
+    Safe mode freezes the Low and Background tiers."""
     from taucg.actors.recovery_watcher import leave_safe_mode
 
     thawed = common.with_systemd(leave_safe_mode)

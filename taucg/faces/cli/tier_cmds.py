@@ -11,6 +11,7 @@ import click
 
 from taucg.config.loading import load as load_config
 from taucg.faces.cli.common import UserError, cli, config_option, format_option, with_systemd
+from taucg.faces.cli.examples import EPILOGS
 from taucg.faces.render import resolve_format
 
 # ----------------------------------------------------------------- apply ---
@@ -48,7 +49,7 @@ def _print_plan(plan: Any, fmt: str) -> None:
         click.echo(f"note    {note}")
 
 
-@cli.command("apply")
+@cli.command("apply", epilog=EPILOGS["apply"])
 @click.option("--dry-run", is_flag=True,
               help=f"print the plan and exit: 0 if nothing would change, {DRY_RUN_CHANGES} if "
                    "something would")
@@ -61,8 +62,10 @@ def _print_plan(plan: Any, fmt: str) -> None:
 @config_option
 def apply_cmd(dry_run: bool, restart_moved: bool, unit_dir: Path, fmt: str,
               config_path: str | None) -> None:
-    """Make the five tier slices match the config, then verify them.
+    """Make the tier slices match the config.
 
+    Writes the five slices and their drop-ins, sets them live, then
+    verifies the cgroup files.
     Plans first (files, live properties, slices to start, services that
     change tier); applying again with nothing changed writes nothing."""
     from taucg.actors import apply as ap
