@@ -11,6 +11,7 @@ Response: {"jsonrpc": "2.0", "id": 1, "result": ...}
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import Iterator, Mapping
@@ -104,7 +105,9 @@ def _answer(response: dict[str, Any], req_id: Any) -> Any:
 
 def _ask(sock: socket.socket, method: str, params: Mapping[str, Any] | None,
          req_id: int) -> tuple[Any, Iterator[dict[str, Any]]]:
-    sock.sendall(encode(request(req_id, method, params or {})))
+    # Refused at once ("busy"), the send may fail; the refusal is still there to read.
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        sock.sendall(encode(request(req_id, method, params or {})))
     lines = _lines(sock)
     for obj in lines:
         # A notification is no answer; anything with an id (or an error

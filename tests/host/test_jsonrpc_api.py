@@ -64,7 +64,7 @@ def test_every_method_answers_in_the_json_rpc_envelope(start_daemon: Any,
     mutations = {"reload": {}, "recovery.save_state": {"unit": "app.service",
                                                        "path": str(blob)}}
     # No system bus on this host: the two that need systemd answer unavailable.
-    need_bus = {"apply": {}, "recovery.leave_safe_mode": {}}
+    need_bus: dict[str, dict[str, Any]] = {"apply": {}, "recovery.leave_safe_mode": {}}
     own = {"subscribe": {"topics": ["alert"]}, "unsubscribe": {}}
     table = {**READS, **mutations, **need_bus, **own}
     unknown = raw(d.socket, lines(req(0, "no.such")))[0]
@@ -214,8 +214,12 @@ def test_the_readme_client_works(start_daemon: Any, daemon_root: Path) -> None:
     follow = subprocess.Popen(["/usr/bin/python3", "-I", str(client), str(d.socket), "follow"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [out.put(x) for x in follow.stdout or ()],
-                              daemon=True)
+
+    def read() -> None:
+        for line in follow.stdout or ():
+            out.put(line)
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
         assert json.loads(out.get(timeout=DEADLINE))["topics"] == ["alert", "governor",
@@ -343,6 +347,10 @@ def test_subscribers_skip_the_idle_timeout_but_count_against_the_limits(
             busy = json.loads(await asyncio.to_thread(third_stream.readline))
             third.close()
             assert is_error(busy, "busy") and busy["id"] is None, busy
+            # The CLI's client says so too, even when its request met a closed socket.
+            with pytest.raises(DaemonError) as err:
+                await asyncio.to_thread(call, path, "ping")
+            assert (err.value.code, err.value.number) == ("busy", -32001), err.value
             other.close()
             sub.close()
         finally:
