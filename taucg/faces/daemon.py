@@ -43,6 +43,7 @@ from taucg.faces import logs
 from taucg.faces.daemon_api import methods
 from taucg.faces.daemon_state import DaemonState, Tick
 from taucg.faces.socket_api import ApiError, Peer, Server
+from taucg.faces.subscriptions import Hub, recovery_events
 from taucg.model.monitor import Alert, MetricSeries, Monitor, Thresholds, Update
 from taucg.model.tiers import slice_name
 from taucg.readers import cgroupfs
@@ -121,7 +122,9 @@ class Daemon:
         self._disks: dict[str, float] = {}
         self._disk_read: asyncio.Future[dict[str, float]] | None = None
         self._disks_stuck = False
-        self.server = Server(methods(self), self._audit_api, self.log.error)
+        # Alerts, recovery and governor actions, to the API's subscribers.
+        self.hub = Hub(log=lambda m: self.log.warning("%s", m))
+        self.server = Server(methods(self), self._audit_api, self.log.error, self.hub)
         self._metrics: tuple[Any, Any] | None = None
         self.reaper = ZombieReaper(in_scope=in_tiers)
         self._stubborn: set[int] = set()
@@ -425,13 +428,16 @@ class Daemon:
 
         tick = Tick(now, swept, len(procs), update.values.get("cpu_percent"),
                     update.memory_percent, update.tiers)
-        state = self.state.with_alerts([self._alert_record(now, a) for a in update.alerts])
+        raised: list[Mapping[str, Any]] = [self._alert_record(now, a) for a in update.alerts]
+        state = self.state.with_alerts(raised)
         self.state = replace(state, last=tick, sweeps=state.sweeps + 1,
                              sweep_seconds_total=state.sweep_seconds_total + swept)
         self._system = (self._system[1], sample)
         self._processes = procs
         for ev in self._sweep_events:
             ev.set()
+        for record in raised:
+            self.hub.publish("alert", record)
 
         records.perf(self.cfg.logging, "sweep", swept, processes=len(procs),
                      cgroups=len(paths), full=rescan)
@@ -551,7 +557,8 @@ class Daemon:
             return
         try:
             await govern(self.cfg, self.sampler, await self.systemd(), self.log,
-                         self.publish, self._set_pressing)
+                         self.publish, self._set_pressing,
+                         lambda action: self.hub.publish("governor", action))
         finally:
             self._pressing = False
 
@@ -641,7 +648,10 @@ class Daemon:
         await watcher.serve()
 
     def _recovery_changed(self, view: RecoveryView) -> None:
+        was = self.state.recovery
         self.publish(recovery=view)
+        for event in recovery_events(was, view):
+            self.hub.publish("recovery", event)
 
     def safe_mode_left(self) -> None:
         if self._recovery is not None:

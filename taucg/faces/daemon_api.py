@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from taucg.actors.systemd_dbus import Systemd
     from taucg.config.schema import Config
     from taucg.faces.daemon_state import DaemonState
+    from taucg.faces.subscriptions import Hub
     from taucg.model.monitor import MetricSeries
 
 
@@ -31,6 +32,7 @@ class DaemonFace(Protocol):
     cfg: Config
     state: DaemonState
     wall_minus_monotonic: float
+    hub: Hub
 
     @property
     def history(self) -> MetricSeries: ...
@@ -62,7 +64,8 @@ def methods(d: DaemonFace) -> dict[str, Method]:
                 "config": s.config_file, "generation": s.generation,
                 "loaded_at": s.loaded_at, "workers": sorted(s.workers),
                 "sweeps": s.sweeps, "interval_seconds": s.interval_seconds,
-                "interval_in_use_seconds": s.interval_in_use}
+                "interval_in_use_seconds": s.interval_in_use,
+                "subscribers": len(d.hub), "subscribers_dropped": d.hub.dropped_total}
 
     async def status(_peer: Peer, _params: Mapping[str, Any]) -> dict[str, Any]:
         return d.state.status()
@@ -73,6 +76,8 @@ def methods(d: DaemonFace) -> dict[str, Method]:
 
     async def alerts(_peer: Peer, params: Mapping[str, Any]) -> dict[str, Any]:
         count = param(params, "count", int, 50)
+        if not 1 <= count <= 1000:
+            raise ApiError("bad_params", "count must be between 1 and 1000")
         s = d.state
         return {"active": list(s.active), "recent": [dict(a) for a in s.alerts[-count:]]}
 
@@ -103,18 +108,18 @@ def methods(d: DaemonFace) -> dict[str, Method]:
         level = param(params, "level", str, "debug")
         which = param(params, "log", str, "main")
         if count < 1 or count > 100_000:
-            raise ApiError("bad_request", "count must be between 1 and 100000")
+            raise ApiError("bad_params", "count must be between 1 and 100000")
         if level not in records.LEVELS:
-            raise ApiError("bad_request", f"level must be one of {', '.join(records.LEVELS)}")
+            raise ApiError("bad_params", f"level must be one of {', '.join(records.LEVELS)}")
         paths = logs.log_paths(d.cfg.logging)
         if which not in paths:
-            raise ApiError("bad_request", f"log must be one of {', '.join(paths)}")
+            raise ApiError("bad_params", f"log must be one of {', '.join(paths)}")
         return await asyncio.to_thread(logs.recent, paths[which], count, level)
 
     async def governor(_peer: Peer, params: Mapping[str, Any]) -> dict[str, Any]:
         count = param(params, "count", int, 20)
         if not 1 <= count <= 500:
-            raise ApiError("bad_request", "count must be between 1 and 500")
+            raise ApiError("bad_params", "count must be between 1 and 500")
         view = d.state.governor
         if view is None:
             g = d.cfg.governor
@@ -161,10 +166,10 @@ def methods(d: DaemonFace) -> dict[str, Method]:
         try:
             unit = check_unit_name(param(params, "unit", str))
         except ValueError as exc:
-            raise ApiError("bad_request", str(exc)) from None
+            raise ApiError("bad_params", str(exc)) from None
         source = Path(param(params, "path", str))
         if not source.is_file():
-            raise ApiError("bad_request", f"{source} is not a file")
+            raise ApiError("bad_params", f"{source} is not a file")
         return str(save_blob(d.cfg, unit, source))
 
     return {

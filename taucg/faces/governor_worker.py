@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from taucg.actors.governing import GovernorActor
@@ -26,9 +26,11 @@ ACTIONS_KEPT = 200
 
 
 async def govern(cfg: Config, sampler: Sampler, client: Systemd, log: logging.Logger,
-                 publish: Callable[..., None], pressing: Callable[[bool], None]) -> None:
+                 publish: Callable[..., None], pressing: Callable[[bool], None],
+                 acted: Callable[[Mapping[str, Any]], None] = lambda _a: None) -> None:
     """Runs until cancelled; gives everything back when it stops (what a
-    second cancellation interrupts stays recorded for the next start)."""
+    second cancellation interrupts stays recorded for the next start).
+    ``acted`` hears each action as it is recorded (the API's subscribers)."""
     machine = Machine.probe()
     governor = Governor(cfg, machine.online_cpus, machine.total_memory)
     actor = GovernorActor(cfg, client, lambda m: log.warning("governor: %s", m))
@@ -51,8 +53,10 @@ async def govern(cfg: Config, sampler: Sampler, client: Systemd, log: logging.Lo
             await actor.apply(decision)
             now = time.time()
             for a in decision.actions:
-                recent.append({"time": now, "kind": a.kind, "tier": a.tier, "key": a.key,
-                               "before": a.before, "after": a.after, "reason": a.reason})
+                action = {"time": now, "kind": a.kind, "tier": a.tier, "key": a.key,
+                          "before": a.before, "after": a.after, "reason": a.reason}
+                recent.append(action)
+                acted(action)
                 log.info("governor %s %s %s: %s -> %s (%s)", a.kind, a.tier, a.key,
                          a.before, a.after, a.reason)
             pressing(not governor.quiet or any(

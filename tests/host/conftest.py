@@ -20,9 +20,13 @@ from pathlib import Path
 import pytest
 
 from taucg.faces.socket_client import DaemonNotRunning, call
+from tests.support.cli import taucg_argv
 from tests.support.configs import Section, daemon_config
 
-BIN = Path(sys.executable).parent
+# The checkout under test: `python -m taucg` from here imports its code, where
+# the venv's `taucg` script would import whatever tree the venv was installed from.
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent  # the entry-point scripts; run them with env()
 
 
 @dataclass
@@ -40,7 +44,8 @@ class RunningDaemon:
         return call(self.socket, method, params, timeout=20)
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "TAUCG_CONFIG": str(self.config)}
+        # PYTHONPATH: the venv's scripts import this checkout, not the venv's own.
+        return {**os.environ, "TAUCG_CONFIG": str(self.config), "PYTHONPATH": str(REPO)}
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -87,7 +92,7 @@ def start_daemon(daemon_root: Path) -> Iterator[object]:
         config = daemon_config(daemon_root, group, **sections)
         # A file, not a pipe: nobody drains a pipe while the test runs.
         with open(daemon_root / "daemon.out", "ab") as out:
-            proc = subprocess.Popen([str(BIN / "taucg"), "daemon", "--config", str(config)],
+            proc = subprocess.Popen(taucg_argv("daemon", config=config), cwd=REPO,
                                     stdout=out, stderr=subprocess.STDOUT)
         d = RunningDaemon(daemon_root, config, daemon_root / "taucg.sock", proc)
         started.append(d)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from taucg.faces.jsonrpc import CODES
 from taucg.faces.socket_client import DaemonError, DaemonNotRunning, call
 from tests.support.cli import taucg
 
@@ -32,7 +33,7 @@ try:
 except PermissionError as e:
     print(json.dumps({"connect_error": "permission"}))
     sys.exit(0)
-s.sendall(json.dumps({"id": 7, "method": sys.argv[2]}).encode() + b"\\n")
+s.sendall(json.dumps({"jsonrpc": "2.0", "id": 7, "method": sys.argv[2]}).encode() + b"\\n")
 buf = b""
 while not buf.endswith(b"\\n"):
     chunk = s.recv(65536)
@@ -86,7 +87,15 @@ def raw(sock: Path, payload: bytes, timeout: float = 10) -> list[dict[str, Any]]
     while chunk := s.recv(65536):
         buf += chunk
     s.close()
-    return [json.loads(line) for line in buf.splitlines()]
+    return [strict(line) for line in buf.splitlines()]
+
+
+def strict(line: bytes) -> Any:
+    """json.loads, except that NaN and Infinity, which are not JSON, fail."""
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"the daemon sent {name}, which is not JSON: {line[:200]!r}")
+
+    return json.loads(line, parse_constant=refuse)
 
 
 def test_socket_mode_and_group(start_daemon: Any) -> None:
@@ -99,9 +108,12 @@ def test_socket_mode_and_group(start_daemon: Any) -> None:
 def test_group_member_reads_but_cannot_mutate_and_is_audited(start_daemon: Any) -> None:
     d = start_daemon(group="nogroup")
     ping = as_nobody(d.socket, "ping")
-    assert ping["ok"] is True and ping["result"]["pid"] == d.proc.pid
+    assert ping["jsonrpc"] == "2.0" and ping["id"] == 7
+    assert ping["result"]["pid"] == d.proc.pid
     refused = as_nobody(d.socket, "reload")
-    assert refused["ok"] is False and refused["error"]["code"] == "forbidden", refused
+    assert "result" not in refused and refused["id"] == 7, refused
+    assert refused["error"]["code"] == -32000, refused
+    assert refused["error"]["data"]["code"] == "not_root", refused
     assert "needs root" in refused["error"]["message"]
     assert "nobody" in refused["error"]["message"]
     # Refusals go to the refusals log, apart from root's records.
@@ -127,38 +139,54 @@ def test_outside_the_group_cannot_connect(start_daemon: Any) -> None:
 
 def test_malformed_requests_get_errors_and_the_daemon_lives(start_daemon: Any) -> None:
     d = start_daemon()
-    cases: list[tuple[bytes, str]] = [
-        (b"this is not json\n", "bad_request"),
-        (b"[1, 2, 3]\n", "bad_request"),
-        (b'{"method": 5}\n', "bad_request"),
-        (b'{"method": "ping", "params": [1]}\n', "bad_request"),
-        (b'{"method": "no.such.method"}\n', "unknown_method"),
-        (b'{"method": "logs.recent", "params": {"count": "many"}}\n', "bad_request"),
-        (b'{"method": "logs.recent", "params": {"count": 0}}\n', "bad_request"),
-        (b'{"method": "logs.recent", "params": {"level": "loud"}}\n', "bad_request"),
-        (b'{"method": "history", "params": {"metric": "no-such-metric"}}\n', "not_found"),
-        (b"\xff\xfe\x00garbage\n", "bad_request"),
-        (b"[" * 1000 + b"\n", "bad_request"),  # deep nesting: RecursionError before
-        (b'{"id": ' + b"9" * 5000 + b', "method": "ping"}\n', "bad_request"),  # int limit
-        (b'{"id": 1e999, "method": "ping"}\n', "bad_request"),  # would be Infinity
-        (b'{"id": NaN, "method": "ping"}\n', "bad_request"),
+    rpc = b'"jsonrpc": "2.0", "id": 1, '
+    # (payload, taucg's code, the id the answer carries: null when the
+    # request's own could not be read)
+    cases: list[tuple[bytes, str, int | None]] = [
+        (b"this is not json\n", "parse_error", None),
+        (b'"a string"\n', "invalid_request", None),
+        (b'{"id": 1, "method": "ping"}\n', "invalid_request", 1),  # no "jsonrpc"
+        (b'{"jsonrpc": "1.0", "id": 1, "method": "ping"}\n', "invalid_request", 1),
+        (b"{" + rpc + b'"method": 5}\n', "invalid_request", 1),
+        (b"{" + rpc + b'"method": "ping", "params": 5}\n', "invalid_request", 1),
+        (b"{" + rpc + b'"method": "ping", "param": {}}\n', "invalid_request", 1),
+        (b'{"jsonrpc": "2.0", "id": [1], "method": "ping"}\n', "invalid_request", None),
+        (b'{"jsonrpc": "2.0", "id": true, "method": "ping"}\n', "invalid_request", None),
+        (b"{" + rpc + b'"method": "ping", "params": [1]}\n', "bad_params", 1),
+        (b"{" + rpc + b'"method": "no.such.method"}\n', "unknown_method", 1),
+        (b"{" + rpc + b'"method": "logs.recent", "params": {"count": "many"}}\n',
+         "bad_params", 1),
+        (b"{" + rpc + b'"method": "logs.recent", "params": {"count": 0}}\n', "bad_params", 1),
+        (b"{" + rpc + b'"method": "logs.recent", "params": {"level": "loud"}}\n',
+         "bad_params", 1),
+        (b"{" + rpc + b'"method": "history", "params": {"metric": "no-such-metric"}}\n',
+         "not_found", 1),
+        (b"\xff\xfe\x00garbage\n", "parse_error", None),
+        (b"[" * 1000 + b"\n", "parse_error", None),  # deep nesting: RecursionError before
+        (b'{"jsonrpc": "2.0", "id": ' + b"9" * 5000 + b', "method": "ping"}\n',
+         "parse_error", None),  # past Python's int digit limit
+        (b'{"jsonrpc": "2.0", "id": 1e999, "method": "ping"}\n', "parse_error", None),
+        (b'{"jsonrpc": "2.0", "id": NaN, "method": "ping"}\n', "parse_error", None),
+        (b"{" + rpc + b'"method": "ping", "params": {"x": -Infinity}}\n', "parse_error", None),
     ]
-    for payload, code in cases:
-        responses = raw(d.socket, payload)
-        # Strict JSON on the way back too: json.loads above would take
-        # Infinity, so look at the text.
-        assert b"Infinity" not in json.dumps(responses).encode() and all(
-            r.get("id") is None or isinstance(r["id"], int) for r in responses)
+    for payload, code, req_id in cases:
+        responses = raw(d.socket, payload)  # strict JSON on the way back too
         assert len(responses) == 1, (payload, responses)
-        assert responses[0]["ok"] is False and responses[0]["error"]["code"] == code, (
-            payload, responses)
+        (r,) = responses
+        assert r["jsonrpc"] == "2.0" and "result" not in r, (payload, r)
+        assert r["error"]["data"]["code"] == code, (payload, r)
+        assert r["error"]["code"] == CODES[code], (payload, r)
+        assert r["id"] == req_id, (payload, r)
     # Several requests on one connection, a bad one among them.
-    responses = raw(d.socket, b'{"id": 1, "method": "ping"}\nnope\n{"id": 3, "method": "ping"}\n')
-    assert [r["ok"] for r in responses] == [True, False, True]
+    responses = raw(d.socket, b'{"jsonrpc": "2.0", "id": 1, "method": "ping"}\nnope\n'
+                              b'{"jsonrpc": "2.0", "id": 3, "method": "ping"}\n')
+    assert ["result" in r for r in responses] == [True, False, True]
     assert [r["id"] for r in responses] == [1, None, 3]
     # A request over the limit is answered and the connection closed.
-    responses = raw(d.socket, b'{"method": "ping", "pad": "' + b"x" * 200_000 + b'"}\n')
-    assert responses[0]["error"]["code"] == "too_large"
+    responses = raw(d.socket, b'{"jsonrpc": "2.0", "method": "ping", "id": "' + b"x" * 200_000
+                    + b'"}\n')
+    assert responses[0]["error"]["data"]["code"] == "too_large"
+    assert responses[0]["error"]["code"] == -32600
     # A client that connects and vanishes, and one that sends half a line.
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(str(d.socket))
@@ -235,7 +263,8 @@ def test_root_mutation_errors_are_answered(start_daemon: Any) -> None:
     d = start_daemon()
     with pytest.raises(DaemonError) as err:
         d.call("recovery.save_state", unit="a.service", path="/nonexistent")
-    assert err.value.code == "bad_request" and "/nonexistent" in str(err.value)
+    assert err.value.code == "bad_params" and "/nonexistent" in str(err.value)
+    assert err.value.number == -32602
     failed = [r for r in audit_records(d) if r["action"] == "api recovery.save_state"]
     assert failed and failed[-1]["result"].startswith("failed:")
 
@@ -271,7 +300,8 @@ pad = "x" * 60_000
 for i in range(int(sys.argv[2])):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(sys.argv[1])
-    s.sendall(json.dumps({"id": i, "method": "reload", "params": {"pad": pad}}).encode() + b"\\n")
+    s.sendall(json.dumps({"jsonrpc": "2.0", "id": i, "method": "reload",
+                          "params": {"pad": pad}}).encode() + b"\\n")
     s.recv(65536)
     s.close()
 """
@@ -329,7 +359,7 @@ def test_connection_limits_and_idle_timeout(start_daemon: Any) -> None:
             s.settimeout(60)
             s.connect(str(d.socket))
             # One answered request proves the daemon holds the connection open.
-            s.sendall(b'{"method": "ping"}\n')
+            s.sendall(b'{"jsonrpc": "2.0", "id": 1, "method": "ping"}\n')
             assert s.recv(65536).endswith(b"\n")
             silent.append(s)
         # The 17th is told at once, before it says anything, and closed.
@@ -338,7 +368,8 @@ def test_connection_limits_and_idle_timeout(start_daemon: Any) -> None:
         s.connect(str(d.socket))
         extra = json.loads(s.recv(65536))
         s.close()
-        assert extra["ok"] is False and extra["error"]["code"] == "busy", extra
+        assert extra["id"] is None and extra["error"]["code"] == -32001, extra
+        assert extra["error"]["data"]["code"] == "busy", extra
         # A silent connection is closed by the daemon after its idle timeout.
         silent[0].settimeout(90)
         assert silent[0].recv(1) == b""
