@@ -77,7 +77,10 @@ def resources_cmd(want: tuple[str, ...], watch: float | None, interval: float, f
 @format_option
 @config_option
 def status_cmd(interval: float, fmt: str, config_path: str | None) -> None:
-    """Each tier live: members, CPU, memory, IO, pids, pressure, limits and drift.
+    """Each tier live: members, CPU, memory, IO, pids, pressure, limit hits, limits, drift.
+
+    LIMIT HITS: OOM kills, memory.high and memory.max events since the tier
+    started, and the time cpu.max throttled it between the two samples.
 
     Reads cgroupfs directly; no daemon needed."""
     from taucg.faces.status import collect
@@ -88,7 +91,8 @@ def status_cmd(interval: float, fmt: str, config_path: str | None) -> None:
     every = (f"daemon sampling every {sampling['interval_seconds']:g} s"
              if sampling["daemon"] and sampling["interval_seconds"] else "no daemon running")
     emit(fmt, ["TIER", "STATE", "UNITS", "TASKS", "CPU", "MEMORY", "IO R/W", "PSI C/M/I",
-               "ZOMBIES", "LIMITS"], report.rows, report.data, title=f"tiers ({every})")
+               "ZOMBIES", "LIMIT HITS", "LIMITS"], report.rows, report.data,
+         title=f"tiers ({every})")
 
 
 # ---------------------------------------------------------------- health ---
