@@ -156,6 +156,9 @@ class Daemon:
             on_ready(f"cannot serve the API: {exc}")
             return 1
         self._open_samples()
+        if self.kernel_log.unavailable:
+            self.log.warning("OOM-kill alerts will not name the killed process: %s",
+                             self.kernel_log.unavailable)
         self._start_metrics()
         self._start_workers()
         self.log.info("taucg %s started: config %s, socket %s", __version__,
@@ -533,8 +536,10 @@ class Daemon:
     async def _units(self) -> None:
         from taucg.faces.units_worker import watch_units
 
+        # systemd's answer changes rarely and costs a connection and two calls
+        # per unit: at most every 10 s, however fast the sweep.
         await watch_units(lambda: self.state, self.publish,
-                          float(self.cfg.resource_monitoring.interval_seconds))
+                          max(10.0, float(self.cfg.resource_monitoring.interval_seconds)))
 
     async def _health_checks(self) -> None:
         from taucg.actors.systemd_dbus import read_service_states
