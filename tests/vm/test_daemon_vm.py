@@ -166,8 +166,8 @@ def test_metrics_follow_the_conventions(service: None) -> None:
 
     def with_unit_state() -> str:
         body = _metrics()
-        return body if ('taucg_unit_state{state="active",tier="critical",unit="taucg.service"}'
-                        ' 1.0') in body else ""
+        active = {"state": "active", "tier": "critical", "unit": "taucg.service"}
+        return body if ("taucg_unit_state", active, 1.0) in _samples(body) else ""
 
     body = wait_for(with_unit_state, 120, "taucg.service's state in the metrics")
     rows = _samples(body)
