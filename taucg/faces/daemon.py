@@ -47,6 +47,7 @@ from taucg.faces.subscriptions import Hub, recovery_events
 from taucg.model.monitor import Alert, MetricSeries, Monitor, Thresholds, Update
 from taucg.model.tiers import slice_name
 from taucg.readers import cgroupfs
+from taucg.readers.kmsg import KernelLog
 from taucg.readers.sampler import EventsUnavailable, Sampler
 from taucg.readers.samples import ProcessSample, SystemSample
 
@@ -100,6 +101,7 @@ class Daemon:
                                  config_file=cfg.file, generation=1, loaded_at=now,
                                  interval_seconds=cfg.resource_monitoring.interval_seconds)
         self.sampler = Sampler(fd_budget=cfg.sampler.process_fd_budget)
+        self.kernel_log = KernelLog()  # names OOM victims; opened once, at the log's end
         self.monitor = self._new_monitor()
         self.samples: SampleStore | None = None
         # The last two system samples, for the health check's CPU rate.
@@ -157,6 +159,9 @@ class Daemon:
             on_ready(f"cannot serve the API: {exc}")
             return 1
         self._open_samples()
+        if self.kernel_log.unavailable:
+            self.log.warning("OOM-kill alerts will not name the killed process: %s",
+                             self.kernel_log.unavailable)
         self._start_metrics()
         self._start_workers()
         self.log.info("taucg %s started: config %s, socket %s", __version__,
@@ -177,6 +182,7 @@ class Daemon:
         if self.samples is not None:
             self.samples.close()
         self.sampler.close()
+        self.kernel_log.close()
         self.log.info("stopped")
         return 0
 
@@ -245,6 +251,7 @@ class Daemon:
         if cfg.resource_monitoring.enabled:
             workers["sampler"] = self._ticks
             workers["tracking"] = self._track_processes
+            workers["units"] = self._units
             if pm.enabled and pm.auto_cleanup_zombies:
                 workers["zombies"] = self._zombies
         if cfg.governor.enabled or cfg.resource_monitoring.temperature_monitoring:
@@ -418,8 +425,13 @@ class Daemon:
         procs = self.sampler.processes(rescan=rescan)
         if rescan:
             self._full_due, self._last_full = False, began
+        kills = self.kernel_log.oom_kills()  # after the cgroups: see readers/kmsg.py
+        members = {t: cgroupfs.members_usage(Path(p)) for t, p in paths.items()
+                   if cgroups[t] is not None}
+        limits = {t: m for t, p in paths.items() if (m := cgroupfs.cpu_max(Path(p)))}
         swept = time.monotonic() - began
-        update = self.monitor.update(sample, self._disks, procs, cgroups)
+        update = self.monitor.update(sample, self._disks, procs, cgroups, kills,
+                                     self.kernel_log.unavailable)
 
         # The history's clock: the sample's own time, so points read back
         # from the store after a restart line up with those served before.
@@ -427,7 +439,9 @@ class Daemon:
         self._store(now, update)
 
         tick = Tick(now, swept, len(procs), update.values.get("cpu_percent"),
-                    update.memory_percent, update.tiers)
+                    update.memory_percent, update.tiers,
+                    {t: c for t, c in cgroups.items() if c is not None}, limits, members,
+                    sample.cpu, sample.memory)
         raised: list[Mapping[str, Any]] = [self._alert_record(now, a) for a in update.alerts]
         state = self.state.with_alerts(raised)
         self.state = replace(state, last=tick, sweeps=state.sweeps + 1,
@@ -524,6 +538,14 @@ class Daemon:
                                      parent.pid, parent.unit or "no unit", parent.zombies,
                                      parent.signaled_for, extra={"parent": parent.pid})
             self._stubborn = {p.pid for p in stubborn}
+
+    async def _units(self) -> None:
+        from taucg.faces.units_worker import watch_units
+
+        # systemd's answer changes rarely and costs a connection and two calls
+        # per unit: at most every 10 s, however fast the sweep.
+        await watch_units(lambda: self.state, self.publish,
+                          max(10.0, float(self.cfg.resource_monitoring.interval_seconds)))
 
     async def _health_checks(self) -> None:
         from taucg.actors.systemd_dbus import read_service_states

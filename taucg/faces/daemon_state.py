@@ -14,7 +14,9 @@ from taucg.model.monitor import TierUsage
 if TYPE_CHECKING:
     from taucg.actors.recovery_watcher import RecoveryView
     from taucg.config.schema import Config
-    from taucg.model.health import Health
+    from taucg.model.health import Health, ServiceState
+    from taucg.readers.cgroupfs import CpuMax, MemberUsage
+    from taucg.readers.samples import CgroupSample, CpuTimes, MemInfo
 
 ALERTS_KEPT = 200
 
@@ -29,6 +31,14 @@ class Tick:
     cpu_percent: float | None
     memory_percent: float | None
     tiers: Mapping[str, TierUsage]
+    # The raw counters the metrics export (rate() works on them, not on
+    # our per-tick rates): each started tier's slice sample and cpu.max,
+    # the units inside each slice, and the machine's CPU times and memory.
+    cgroups: Mapping[str, CgroupSample] = field(default_factory=dict)
+    cpu_max: Mapping[str, CpuMax] = field(default_factory=dict)
+    members: Mapping[str, Mapping[str, MemberUsage]] = field(default_factory=dict)
+    cpu_times: CpuTimes | None = None
+    memory: MemInfo | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +99,7 @@ class DaemonState:
     active: tuple[str, ...] = field(default=())  # metrics whose last alert raised
     interval_in_use: float | None = None  # smart sampling: the sweep interval now
     governor: GovernorView | None = None
+    units: Mapping[str, ServiceState] = field(default_factory=dict)  # members' systemd state
 
     def with_alerts(self, new: list[Mapping[str, Any]]) -> DaemonState:
         from dataclasses import replace

@@ -9,6 +9,7 @@ from typing import Any
 
 from taucg.config.schema import Config
 from taucg.config.values import human_bytes
+from taucg.model.limits import limit_hits
 from taucg.model.monitor import cgroup_cpu_percent
 from taucg.model.properties import effective_files
 from taucg.model.tiers import Drift, SliceSpec, slice_specs, verify
@@ -65,6 +66,7 @@ def _tier_row(spec: SliceSpec, cg: Any, a: CgroupSample | None, b: CgroupSample,
     members = _members(cg)
     cpu = cgroup_cpu_percent(a, b) if a is not None else None
     io = _io_rate(a, b)
+    hits = limit_hits(a, b)
     effective = {name: cgroupfs.read(cg, name) for name in effective_files()}
     # What the governor holds differs from the config on purpose: not drift.
     held = _governed_files(governed)
@@ -84,6 +86,7 @@ def _tier_row(spec: SliceSpec, cg: Any, a: CgroupSample | None, b: CgroupSample,
         "-" if b.memory_current is None else human_bytes(b.memory_current),
         "-" if io is None else f"{human_bytes(io[0])}/{human_bytes(io[1])}/s",
         _psi(b),
+        hits.text(),
         limits,
     ]
     data = {
@@ -94,6 +97,7 @@ def _tier_row(spec: SliceSpec, cg: Any, a: CgroupSample | None, b: CgroupSample,
             k: (None if p is None else p.some.avg10)
             for k, p in (("cpu", b.pressure_cpu), ("memory", b.pressure_memory),
                          ("io", b.pressure_io))},
+        "limit_hits": hits.to_dict(),
         "configured": dict(spec.directives),
         "governed": dict(governed),
         "frozen_by_governor": frozen,
@@ -142,7 +146,7 @@ def collect(cfg: Config, interval: float) -> StatusReport:
             why = ("no cgroup v2 hierarchy here" if not machine.controllers
                    else "slice not started: run 'taucg apply'")
             report.rows.append([spec.tier or "(all tiers)", "not applied", "-", "-", "-", "-",
-                                "-", "-", "-", why])
+                                "-", "-", "-", "-", why])
             report.data["tiers"][key] = {"unit": spec.unit, "applied": False,
                                          "cgroup": str(cg), "reason": why,
                                          "configured": dict(spec.directives)}

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from taucg.readers.kmsg import OomKill
 from taucg.readers.samples import (
     CgroupSample,
     CpuTimes,
@@ -170,6 +171,11 @@ class TierUsage:
     memory_pressure_avg10: float | None
     cpu_pressure_avg10: float | None
     io_pressure_avg10: float | None
+    # Limit hits, counted since the slice's cgroup was created.
+    oom_kills: int | None = None
+    memory_high_events: int | None = None
+    memory_max_events: int | None = None
+    throttled_seconds: float | None = None
 
 
 def tier_usage(tier_paths: Mapping[str, str], prev: Mapping[str, CgroupSample | None],
@@ -192,6 +198,10 @@ def tier_usage(tier_paths: Mapping[str, str], prev: Mapping[str, CgroupSample | 
             memory_pressure_avg10=c.pressure_memory.some.avg10 if c.pressure_memory else None,
             cpu_pressure_avg10=c.pressure_cpu.some.avg10 if c.pressure_cpu else None,
             io_pressure_avg10=c.pressure_io.some.avg10 if c.pressure_io else None,
+            oom_kills=c.memory_events.oom_kill if c.memory_events else None,
+            memory_high_events=c.memory_events.high if c.memory_events else None,
+            memory_max_events=c.memory_events.max if c.memory_events else None,
+            throttled_seconds=c.cpu.throttled_seconds if c.cpu else None,
         )
     return out
 
@@ -434,6 +444,9 @@ class Monitor:
         self._prev_tiers: Mapping[str, CgroupSample | None] = {}
         self._alarms: dict[str, Threshold] = {}
         self._leak_alarm = LeakAlarm()
+        from taucg.model.limits import OomAlarm  # limits builds on this module's Alert
+
+        self._oom_alarm = OomAlarm()
 
     def _alarm(self, metric: str, threshold: float) -> Threshold:
         alarm = self._alarms.get(metric)
@@ -444,8 +457,11 @@ class Monitor:
 
     def update(self, sample: SystemSample, disk_percent: Mapping[str, float] | None = None,
                processes: Sequence[ProcessSample] | None = None,
-               tiers: Mapping[str, CgroupSample | None] | None = None) -> Update:
-        """``tiers``: each tier's slice cgroup sample (None: not started)."""
+               tiers: Mapping[str, CgroupSample | None] | None = None,
+               oom_kills: Sequence[OomKill] = (), kernel_log: str | None = None) -> Update:
+        """``tiers``: each tier's slice cgroup sample (None: not started);
+        ``oom_kills``: the kernel log's kills since the last update, and
+        ``kernel_log`` why that log cannot be read, if it cannot."""
         now = sample.monotonic
         alerts: list[Alert] = []
         values: dict[str, float] = {}
@@ -478,6 +494,7 @@ class Monitor:
         if tiers is not None:
             usage = tier_usage({t: t for t in tiers}, self._prev_tiers, tiers)
             self._prev_tiers = dict(tiers)
+            alerts += self._oom_alarm.update(tiers, oom_kills, now, kernel_log)
             for tier, u in usage.items():
                 for attr in TIER_METRICS:
                     v = getattr(u, attr)

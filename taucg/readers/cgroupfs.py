@@ -122,3 +122,54 @@ def procs(cgroup: Path) -> list[int]:
     text = read(cgroup, "cgroup.procs")
     return [int(p) for p in text.split()] if text else []
 
+
+
+@dataclass(frozen=True, slots=True)
+class MemberUsage:
+    """What a unit inside a tier slice uses, from three of its files; a
+    field is None where its controller is off there."""
+
+    cpu_seconds: float | None
+    memory_bytes: int | None
+    tasks: int | None
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
+def member_usage(cgroup: Path) -> MemberUsage:
+    """Read with plain opens, not the sampler's kept-open set: members come
+    and go, and thirteen kept fds per unit would cost more than three reads."""
+    stat = read(cgroup, "cpu.stat")
+    usage = None
+    for line in (stat or "").splitlines():
+        key, _, value = line.partition(" ")
+        if key == "usage_usec" and value.isdigit():
+            usage = int(value) / 1e6
+    return MemberUsage(usage, _number(read(cgroup, "memory.current")),
+                       _number(read(cgroup, "pids.current")))
+
+
+def members_usage(cgroup: Path) -> dict[str, MemberUsage]:
+    """Each unit directly inside a slice: systemd makes one directory per unit."""
+    out = {}
+    try:
+        names = children(cgroup)
+    except CgroupGone:
+        return {}
+    for name in names:
+        try:
+            out[name] = member_usage(cgroup / name)
+        except CgroupError:
+            continue  # stopped while we looked
+    return out
+
+
+def cpu_max(cgroup: Path) -> CpuMax | None:
+    """cpu.max, or None where the cpu controller is off or the cgroup is gone."""
+    try:
+        text = read(cgroup, "cpu.max")
+    except CgroupError:
+        return None
+    return parse_cpu_max(text) if text else None

@@ -284,8 +284,44 @@ def test_metrics_endpoint_serves_the_daemon_state(start_daemon: Any) -> None:
     sweeps = [line for line in body.splitlines() if line.startswith("taucg_sampler_sweeps_total")]
     assert sweeps and float(sweeps[0].split()[1]) >= 2
     assert "taucg_sampler_sweep_seconds_total" in body
-    assert "taucg_system_memory_percent" in body
+    assert "taucg_system_memory_used_ratio" in body
+    assert 'taucg_system_cpu_seconds_total{mode="idle"}' in body
     assert "process_resident_memory_bytes" in body  # the daemon's own
+    stamp = [line for line in body.splitlines()
+             if line.startswith("taucg_sampler_last_sweep_timestamp_seconds ")]
+    assert stamp and abs(float(stamp[0].split()[1]) - time.time()) < 600
+    assert 'taucg_build_info{' in body
+    assert "percent" not in body and 'tier="all"' not in body
+    check_with_promtool(body)
+
+
+def check_with_promtool(body: str) -> None:
+    """promtool's lint (Prometheus's naming conventions) on an exposition.
+    CI installs promtool (scripts/setup: Debian's prometheus); elsewhere a
+    missing promtool skips, in CI it fails."""
+    import shutil
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is missing: scripts/setup installs Debian's prometheus")
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
+                       text=True, timeout=60, check=False)
+    assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), (
+        r.stdout + r.stderr)
+
+
+def test_promtool_finds_every_tier_metric_clean() -> None:
+    """The host has no tier slices, so the daemon above exports no tier or
+    unit metric: the same lint on a state with all five tiers, their units,
+    limits and limit hits and the governor."""
+    from tests.unit.test_metrics import exposition, state
+
+    body = exposition(state())
+    assert 'taucg_tier_oom_kills_total{tier="low"}' in body
+    assert "taucg_unit_state{" in body
+    check_with_promtool(body)
 
 
 def test_metrics_are_off_by_default() -> None:

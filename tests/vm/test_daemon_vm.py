@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -100,8 +101,8 @@ def test_hardening_holds(service: None, systemd: BlockingSystemd) -> None:
     fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
     assert fields["NoNewPrivs"].strip() == "1"
     # CAP_CHOWN 0, DAC_OVERRIDE 1, KILL 5, NET_ADMIN 12, SYS_PTRACE 19,
-    # SYS_NICE 23, SYS_RESOURCE 24.
-    want = sum(1 << n for n in (0, 1, 5, 12, 19, 23, 24))
+    # SYS_NICE 23, SYS_RESOURCE 24, SYSLOG 34.
+    want = sum(1 << n for n in (0, 1, 5, 12, 19, 23, 24, 34))
     assert int(fields["CapBnd"], 16) == want
     # ProtectSystem=strict: /usr is read-only for the daemon.
     r = subprocess.run(["nsenter", "-t", str(pid), "-m", "touch", "/usr/taucg-probe"],
@@ -179,6 +180,7 @@ def test_api_apply_metrics_and_placement(service: None, systemd: BlockingSystemd
              "tier usage from the daemon's sweep")
     body = wait_for(_metrics, 60, "the metrics endpoint")
     assert 'taucg_tier_memory_bytes{tier="critical"}' in body
+    assert 'taucg_tier_cpu_usage_seconds_total{tier="critical"}' in body
     assert "taucg_sampler_sweeps_total" in body
     wait_for(lambda: "taucg_health_score" in _metrics(), 60, "a health score in the metrics")
     # Placement on exec, by the daemon, of another user's process: what the
@@ -204,6 +206,99 @@ def test_api_apply_metrics_and_placement(service: None, systemd: BlockingSystemd
         p.terminate()
         p.wait(60)
         shutil.rmtree(bin_dir, ignore_errors=True)
+
+
+def _samples(body: str) -> list[tuple[str, dict[str, str], float]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return [(s.name, s.labels, s.value) for f in text_string_to_metric_families(body)
+            for s in f.samples]
+
+
+def test_metrics_follow_the_conventions(service: None) -> None:
+    """On real tier slices: every tier metric sums once over the five tiers
+    (no tier="all"), no percent anywhere, the daemon's own unit has its
+    figures and its state, and the limits are the slices' files."""
+    ask("apply")
+
+    def with_unit_state() -> str:
+        body = _metrics()
+        active = {"state": "active", "tier": "critical", "unit": "taucg.service"}
+        return body if ("taucg_unit_state", active, 1.0) in _samples(body) else ""
+
+    body = wait_for(with_unit_state, 120, "taucg.service's state in the metrics")
+    rows = _samples(body)
+    assert not [n for n, _, _ in rows if "percent" in n]
+    tiers = {"critical", "high", "normal", "low", "background"}
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    for name, labels, _ in rows:
+        if "tier" in labels:
+            assert labels["tier"] in tiers, (name, labels)
+            key = (name, tuple(sorted(labels.items())))
+            assert key not in seen, f"{name} {labels} twice"
+            seen.add(key)
+    usage = {ls["tier"]: v for n, ls, v in rows if n == "taucg_tier_cpu_usage_seconds_total"}
+    assert set(usage) == tiers and usage["critical"] > 0
+    mine = {n: v for n, ls, v in rows if ls.get("unit") == "taucg.service"
+            and "state" not in ls}
+    assert mine["taucg_unit_cpu_usage_seconds_total"] > 0
+    assert mine["taucg_unit_memory_bytes"] > 1 << 20 and mine["taucg_unit_tasks"] >= 1
+    assert "taucg_unit_restarts_total" in mine
+    states = [v for n, ls, v in rows if n == "taucg_unit_state"
+              and ls["unit"] == "taucg.service"]
+    assert sorted(states) == [0, 0, 0, 0, 1]
+    # A limit the slice has is its file's value; "max" has no sample.
+    for name, file in (("taucg_tier_memory_max_bytes", "memory.max"),
+                       ("taucg_tier_tasks_max", "pids.max")):
+        for tier in tiers:
+            text = (Path("/sys/fs/cgroup/tau.slice") / f"tau-{tier}.slice" / file
+                    ).read_text().strip()
+            got = [v for n, ls, v in rows if n == name and ls["tier"] == tier]
+            assert got == ([] if text == "max" else [float(text)]), (name, tier, text)
+    [(labels, one)] = [(ls, v) for n, ls, v in rows if n == "taucg_build_info"]
+    assert one == 1 and labels["version"]
+
+
+def test_an_oom_kill_is_an_alert_naming_tier_and_process(service: None,
+                                                          systemd: BlockingSystemd,
+                                                          units: Units) -> None:
+    ask("apply")
+    svc = units.name("oomhog")
+    # The comm the kernel log names; then more than MemoryMax allows.
+    code = ("from pathlib import Path\nimport signal\n"
+            "Path('/proc/self/comm').write_text('taucg-oomhog')\n"
+            "x = b'x' * (200 << 20)\nwhile True:\n    signal.pause()")
+    before = {ls["tier"]: v for n, ls, v in _samples(_metrics())
+              if n == "taucg_tier_oom_kills_total"}
+    systemd.start_transient(svc, {
+        "Description": "taucg test: OOM-killed in the low tier",
+        "Slice": "tau-low.slice",
+        "ExecStart": [(sys.executable, [sys.executable, "-S", "-c", code], False)],
+        "MemoryMax": 50 << 20,
+        "MemorySwapMax": 0,
+    })
+
+    def raised() -> list[dict[str, Any]]:
+        return [a for a in ask("alerts", count=200)["recent"]
+                if a["metric"] == "oom_kill low" and a["state"] == "raised"
+                and "taucg-oomhog" in a["message"]]
+
+    [alert, *_] = wait_for(raised, 120, "an OOM-kill alert naming the hog")
+    assert "tier low" in alert["message"] and svc in alert["message"]
+    assert "(pid " in alert["message"]
+    after = wait_for(lambda: {ls["tier"]: v for n, ls, v in _samples(_metrics())
+                              if n == "taucg_tier_oom_kills_total"}, 60, "the counters")
+    assert after["low"] >= before.get("low", 0) + 1
+    # taucg status shows the kill too, without the daemon.
+    from tests.support.cli import taucg
+
+    status = json.loads(taucg("status", "--format", "json", "--interval", "0.2").stdout)
+    hits = status["tiers"]["low"]["limit_hits"]
+    assert hits["oom_kills"] >= 1 and hits["memory_max_events"] >= 0
+    assert hits["throttled_seconds"] is not None
+    # Cleared at the first sweep without a new kill (the service stays failed).
+    wait_for(lambda: "oom_kill low" not in ask("alerts")["active"], 60,
+             "the OOM alert to clear")
 
 
 def _metrics() -> str:

@@ -81,8 +81,11 @@ def resources_cmd(want: tuple[str, ...], watch: float | None, interval: float, f
 def status_cmd(interval: float, fmt: str, config_path: str | None) -> None:
     """Each tier live: members, use, limits, drift.
 
-    Members, CPU, memory, IO, pids, pressure, limits and drift from the
-    config, read from cgroupfs directly; no daemon needed."""
+    Members, CPU, memory, IO, pids, pressure, limit hits, limits and drift
+    from the config, read from cgroupfs directly; no daemon needed.
+
+    LIMIT HITS: OOM kills, memory.high and memory.max events since the tier
+    started, and the time cpu.max throttled it between the two samples."""
     from taucg.faces.status import collect
 
     cfg = load_config(config_path)
@@ -91,7 +94,8 @@ def status_cmd(interval: float, fmt: str, config_path: str | None) -> None:
     every = (f"daemon sampling every {sampling['interval_seconds']:g} s"
              if sampling["daemon"] and sampling["interval_seconds"] else "no daemon running")
     emit(fmt, ["TIER", "STATE", "UNITS", "TASKS", "CPU", "MEMORY", "IO R/W", "PSI C/M/I",
-               "ZOMBIES", "LIMITS"], report.rows, report.data, title=f"tiers ({every})")
+               "ZOMBIES", "LIMIT HITS", "LIMITS"], report.rows, report.data,
+         title=f"tiers ({every})")
 
 
 # ---------------------------------------------------------------- health ---
