@@ -195,6 +195,8 @@ def install_cmd(enable: bool, now: bool, print_units: bool, root: Path, dry_run:
         try:
             steps, _manifest = ins.install(root, files, links, exec_start=exec_command(*command),
                                            version=__version__)
+        except ins.InstallError as exc:
+            raise UserError(str(exc)) from None
         except OSError as exc:
             raise UserError(f"install failed at {exc.filename or 'a file'}: {exc.strerror}; "
                             "nothing else was changed after it (run again once fixed)"
@@ -241,7 +243,10 @@ def uninstall_cmd(purge: bool, root: Path, dry_run: bool, config_path: str | Non
 
     _check_root(root, dry_run, "uninstall")
     cfg, logging = _logging_under(root, config_path)
-    manifest = ins.read_manifest(root)
+    try:
+        manifest = ins.read_manifest(root)
+    except ins.InstallError as exc:
+        raise UserError(str(exc)) from None
     purged: list[PurePosixPath] = []
     if purge:
         from taucg.actors.records import refusals_path
