@@ -112,7 +112,7 @@ WantedBy=multi-user.target
 def service_units(exec_start: str) -> dict[str, str]:
     """Unit name -> text, with ``exec_start`` (an absolute command, already
     quoted for systemd) before the subcommand."""
-    if not exec_start.startswith("/"):
+    if not exec_start.lstrip("'\"").startswith("/"):
         raise ValueError(f"ExecStart= needs an absolute path, not {exec_start!r}")
     return {APPLY_UNIT: APPLY_SERVICE.replace(_MARK, exec_start),
             DAEMON_UNIT: DAEMON_SERVICE.replace(_MARK, exec_start)}
