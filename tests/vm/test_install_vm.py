@@ -69,6 +69,10 @@ def clean_machine(systemd: BlockingSystemd) -> Iterator[dict[str, str]]:
             f"{unit} is already running here; this test installs its own"
     assert not MANIFEST_PATH.exists(), f"{MANIFEST_PATH} exists: taucg is installed already"
     kept = {p: Path(str(p)).read_text() for p in tier_leftovers(Path("/"))}
+    for path in kept:
+        Path(str(path)).unlink()
+    if kept:
+        systemd.reload()
     config_before = CONFIG.read_text() if CONFIG.exists() else None
     TEST_DROPIN.parent.mkdir(parents=True, exist_ok=True)
     TEST_DROPIN.write_text(f"[Service]\nBindReadOnlyPaths={ROOT}\n")
