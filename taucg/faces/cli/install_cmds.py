@@ -78,6 +78,20 @@ def running_command() -> list[str]:
     return [str(python), "-m", "taucg"]
 
 
+def _check_installed(command: list[str]) -> None:
+    """The units run the command at boot, from /: a checkout that runs
+    only because it is the current directory is not an installation."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        distribution("taucg")
+    except PackageNotFoundError:
+        raise UserError(f"taucg is not installed for {command[0]} (run from a checkout?); "
+                        "the units need an installed command: pip install it into a venv "
+                        "(python3 -m venv /opt/taucg; /opt/taucg/bin/pip install .), then run "
+                        "/opt/taucg/bin/taucg install") from None
+
+
 def completion_script(shell: str) -> str:
     from click.shell_completion import get_completion_class
 
@@ -169,6 +183,7 @@ def install_cmd(enable: bool, now: bool, print_units: bool, root: Path, dry_run:
         for name, text in service_units(exec_command(*command)).items():
             click.echo(f"# {name}\n{text}")
         return
+    _check_installed(command)
     if now and not enable:
         raise click.UsageError("--now starts the units it enables; give --enable too")
     if now and root != Path("/"):
