@@ -69,8 +69,9 @@ async def notify_admin(unit: str, message: str, fields: dict[str, Any],
     command is killed after NOTIFY_TIMEOUT). Returns how the admin was told."""
     told = []
     try:
-        from systemd import journal
+        from taucg.actors.libsystemd import module
 
+        journal = module("journal", "notifying the admin in the journal")
         journal.send(message, PRIORITY=journal.LOG_CRIT, SYSLOG_IDENTIFIER="taucg",
                      TAUCG_UNIT=unit, **{f"TAUCG_{k.upper()}": str(v) for k, v in fields.items()})
         told.append("journal")

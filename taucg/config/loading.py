@@ -17,6 +17,9 @@ import math
 import os
 import re
 import stat
+
+# tomllib is 3.11's; requires-python is >=3.11 (README: supported Pythons).
+import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -35,11 +38,6 @@ from taucg.config.values import (
     parse_size,
     unit_name,
 )
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python < 3.11 has tomli instead
-    import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 BUILTIN = "built-in default"
 SYSTEM_CONFIG = Path("/etc/taucg/taucg.toml")

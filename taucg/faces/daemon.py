@@ -69,9 +69,9 @@ def notify(state: str) -> None:
     """sd_notify; a no-op when not started by systemd (no NOTIFY_SOCKET)."""
     if not os.environ.get("NOTIFY_SOCKET"):
         return
-    from systemd import daemon as sd
+    from taucg.actors.libsystemd import module
 
-    sd.notify(state)
+    module("daemon", "sd_notify under systemd").notify(state)
 
 
 def watchdog_interval() -> float | None:

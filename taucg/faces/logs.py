@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from taucg.actors.libsystemd import module
 from taucg.actors.records import (
     _RECORD_ATTRS,
     DATE_FORMAT,
@@ -45,7 +46,7 @@ def journald_running() -> bool:
 
 def _journal_send(text: str, /, **fields: Any) -> None:
     # Positional-only: the record's own "message" attribute arrives in fields.
-    from systemd import journal
+    journal = module("journal", "logging to journald")
 
     out: dict[str, Any] = {}
     for key, value in fields.items():
@@ -60,10 +61,11 @@ def _journal_send(text: str, /, **fields: Any) -> None:
 
 
 def journal_handler() -> logging.Handler:
-    from systemd.journal import JournalHandler
-
-    handler: logging.Handler = JournalHandler(sender_function=_journal_send,
-                                              SYSLOG_IDENTIFIER="taucg")
+    """Raises SystemdModuleMissing without systemd-python (the daemon checks
+    first, see faces/cli/daemon_cmds.py)."""
+    journal = module("journal", "logging to journald")
+    handler: logging.Handler = journal.JournalHandler(sender_function=_journal_send,
+                                                      SYSLOG_IDENTIFIER="taucg")
     return handler
 
 

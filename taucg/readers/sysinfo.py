@@ -1,15 +1,12 @@
 """Readers for what the C sampler does not cover because it is not on the
-hot path: temperatures (thermal zones and hwmon), filesystem usage, and
-network links (through pyroute2). Each returns plain records; an absent
-source is an empty result, never zeros."""
+hot path: temperatures, filesystem usage and interface states (psutil),
+network links with addresses (pyroute2) and the default route. Each
+returns plain records; an absent source is an empty result, never zeros."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-
-SYSFS = Path("/sys")
 
 # Filesystems that hold no user data; their "usage" means nothing to an admin.
 _PSEUDO_FS = {
@@ -34,22 +31,15 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def temperatures(sysfs: Path = SYSFS) -> list[Temperature]:
+def temperatures() -> list[Temperature]:
+    """psutil's sensors: every hwmon temperature input (thermal zones when
+    there is no hwmon at all, as psutil reads them)."""
+    import psutil
+
     out: list[Temperature] = []
-    for zone in sorted((sysfs / "class" / "thermal").glob("thermal_zone*")):
-        raw = _read(zone / "temp")
-        if raw is None or not raw.lstrip("-").isdigit():
-            continue
-        out.append(Temperature(zone.name, _read(zone / "type") or zone.name, int(raw) / 1000))
-    for hw in sorted((sysfs / "class" / "hwmon").glob("hwmon*")):
-        name = _read(hw / "name") or hw.name
-        for sensor in sorted(hw.glob("temp*_input")):
-            raw = _read(sensor)
-            if raw is None or not raw.lstrip("-").isdigit():
-                continue
-            stem = sensor.name.removesuffix("_input")
-            label = _read(hw / f"{stem}_label") or f"{name} {stem}"
-            out.append(Temperature(f"{hw.name}/{stem}", label, int(raw) / 1000))
+    for chip, sensors in sorted(psutil.sensors_temperatures().items()):
+        for i, s in enumerate(sensors, start=1):
+            out.append(Temperature(f"{chip}/{i}", s.label or chip, float(s.current)))
     return out
 
 
@@ -69,40 +59,29 @@ class FilesystemUsage:
         return 100.0 * self.used / usable if usable else 0.0
 
 
-def _unescape_mount(field: str) -> str:
-    # /proc/self/mounts writes space, tab, newline and backslash as octal.
-    return (field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")
-            .replace("\\134", "\\"))
+def filesystems() -> list[FilesystemUsage]:
+    """Every mounted filesystem that holds data (psutil's partitions with
+    all=True, so tmpfs and overlay count, less the kernel's pseudo ones),
+    once per mount point, with psutil's statvfs usage."""
+    import psutil
 
-
-def filesystems(mounts: Path = Path("/proc/self/mounts")) -> list[FilesystemUsage]:
     out: list[FilesystemUsage] = []
     seen: set[str] = set()
-    try:
-        lines = mounts.read_text().splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        device, mountpoint = _unescape_mount(fields[0]), _unescape_mount(fields[1])
-        fstype = fields[2]
-        if fstype in _PSEUDO_FS or mountpoint in seen:
+    for part in psutil.disk_partitions(all=True):
+        mountpoint = part.mountpoint
+        if part.fstype in _PSEUDO_FS or mountpoint in seen:
             continue
         if mountpoint.startswith(("/proc/", "/sys/")) or mountpoint in ("/proc", "/sys"):
             continue  # kernel interfaces, whatever their fstype
         try:
-            st = os.statvfs(mountpoint)
+            usage = psutil.disk_usage(mountpoint)
         except OSError:
             continue  # gone, or not ours to look at
-        if st.f_blocks == 0:
+        if usage.total == 0:
             continue
         seen.add(mountpoint)
-        total = st.f_blocks * st.f_frsize
-        free = st.f_bfree * st.f_frsize
-        out.append(FilesystemUsage(mountpoint, device, fstype, total, total - free,
-                                   st.f_bavail * st.f_frsize))
+        out.append(FilesystemUsage(mountpoint, part.device, part.fstype, usage.total,
+                                   usage.used, usage.free))
     return out
 
 
@@ -136,16 +115,14 @@ def links() -> list[Link]:
     return out
 
 
-def link_states(sysfs: Path = SYSFS) -> dict[str, str]:
-    """Interface -> operstate ("up", "down", "unknown"), from sysfs: what the
-    health check needs, without rtnetlink (pyroute2 alone costs the daemon
-    about 11 MiB of RSS)."""
-    out = {}
-    for dev in sorted((sysfs / "class" / "net").glob("*")):
-        state = _read(dev / "operstate")
-        if state is not None:
-            out[dev.name] = state
-    return out
+def link_states() -> dict[str, str]:
+    """Interface -> "up" or "down" (psutil's net_if_stats: IFF_RUNNING, the
+    carrier), what the health check needs, without rtnetlink (pyroute2
+    alone costs the daemon about 11 MiB of RSS)."""
+    import psutil
+
+    return {name: "up" if st.isup else "down"
+            for name, st in sorted(psutil.net_if_stats().items())}
 
 
 RTF_REJECT = 0x0200  # an unreachable or prohibit route is no way out

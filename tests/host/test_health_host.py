@@ -53,16 +53,52 @@ def test_unhealthy_exits_1_with_a_recommendation_naming_the_metric(tmp_path: Pat
 
 
 def test_link_states_and_default_route_agree_with_rtnetlink() -> None:
-    """The health check reads sysfs and /proc/net; pyroute2 (rtnetlink) is
-    the independent witness."""
+    """The health check reads psutil and /proc/net; pyroute2 (rtnetlink) is
+    the independent witness: a link is up when it has a carrier (IFF_RUNNING)."""
     from pyroute2 import IPRoute
 
     from taucg.readers.sysinfo import default_route_present, link_states
 
+    iff_running = 0x40
     with IPRoute() as ipr:
-        links = {str(lk.get_attr("IFLA_IFNAME")): str(lk.get_attr("IFLA_OPERSTATE")).lower()
+        links = {str(lk.get_attr("IFLA_IFNAME")): "up" if lk["flags"] & iff_running else "down"
                  for lk in ipr.get_links()}
         routed = any(r.get_attr("RTA_OIF") or r.get_attr("RTA_GATEWAY")
                      for family in (2, 10) for r in ipr.get_default_routes(family=family))
     assert link_states() == links
     assert default_route_present() == routed
+
+
+def test_filesystems_agree_with_statvfs_and_the_mount_table() -> None:
+    import os
+
+    from taucg.readers.sysinfo import filesystems
+
+    found = {f.mountpoint: f for f in filesystems()}
+    mounts = {line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()}
+    assert "/" in found and set(found) <= mounts
+    for fs in found.values():
+        assert fs.fstype not in ("proc", "sysfs", "cgroup2", "devpts"), fs
+    st = os.statvfs("/")
+    root = found["/"]
+    assert root.total == st.f_blocks * st.f_frsize
+    # Used and available move with every write on /: compare loosely.
+    assert abs(root.used - (st.f_blocks - st.f_bfree) * st.f_frsize) < 1 << 30
+    assert abs(root.available - st.f_bavail * st.f_frsize) < 1 << 30
+
+
+def test_temperatures_are_the_hwmon_inputs() -> None:
+    from taucg.readers.sysinfo import temperatures
+
+    hwmon = Path("/sys/class/hwmon")
+    inputs = [p for p in hwmon.glob("hwmon*/temp*_input")
+              if p.read_text().strip().lstrip("-").isdigit()] if hwmon.is_dir() else []
+    temps = temperatures()
+    if inputs:
+        assert len(temps) >= len(inputs)
+        read = sorted(int(p.read_text()) / 1000 for p in inputs)
+        assert all(min(abs(t.celsius - r) for t in temps) < 5 for r in read)
+    else:
+        # No hwmon sensor here: only thermal zones can appear.
+        zones = list(Path("/sys/class/thermal").glob("thermal_zone*"))
+        assert len(temps) <= len(zones)

@@ -34,6 +34,7 @@ OWNED: dict[str, tuple[str, ...]] = {
     "click": ("taucg/faces/cli/",),
     "prometheus_client": ("taucg/faces/",),
     "sqlite3": ("taucg/actors/",),
+    "systemd": ("taucg/actors/libsystemd.py",),
 }
 
 

@@ -43,6 +43,7 @@ COMMAND_MODULES = {
     "classify": "process_cmds", "run": "process_cmds", "recovery": "recovery_cmds",
     "governor": "governor_cmds", "daemon": "daemon_cmds", "logs": "daemon_cmds",
     "alerts": "daemon_cmds", "history": "daemon_cmds",
+    "install": "install_cmds", "uninstall": "install_cmds", "man": "install_cmds",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -38,6 +39,21 @@ def _when(t: float | None) -> str:
     return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
+def _check_systemd_python(cfg: Any) -> None:
+    """Before anything starts: systemd-python is needed to tell systemd the
+    daemon is ready (Type=notify) and to log to a running journald."""
+    from taucg.actors.libsystemd import SystemdModuleMissing, module
+    from taucg.faces.logs import journald_running
+
+    try:
+        if os.environ.get("NOTIFY_SOCKET"):
+            module("daemon", "telling systemd the daemon is ready (sd_notify)")
+        if cfg.logging.journald and journald_running():
+            module("journal", "logging to journald ([logging] journald = false turns it off)")
+    except SystemdModuleMissing as exc:
+        raise UserError(str(exc)) from None
+
+
 @cli.command("daemon", epilog=EPILOGS["daemon"])
 @click.option("--detach", is_flag=True,
               help="fork into the background and write [daemon] pidfile (under systemd, "
@@ -49,6 +65,7 @@ def daemon_cmd(detach: bool, config_path: str | None) -> None:
     Sampling, placement, recovery, health, the socket API and metrics.
     Stops on SIGTERM; SIGHUP reloads the config."""
     cfg = load_config(config_path)
+    _check_systemd_python(cfg)
     # Reloads look the config up again the same way, so a file created
     # after start is found on SIGHUP.
     path = config_path
