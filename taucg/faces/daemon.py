@@ -47,7 +47,7 @@ from taucg.faces.subscriptions import Hub, recovery_events
 from taucg.model.monitor import Alert, MetricSeries, Monitor, Thresholds, Update
 from taucg.model.tiers import slice_name
 from taucg.readers import cgroupfs
-from taucg.readers.kmsg import KernelLog
+from taucg.readers.kmsg import JournalKernelLog, KernelLog, KernelMessages
 from taucg.readers.sampler import EventsUnavailable, Sampler
 from taucg.readers.samples import ProcessSample, SystemSample
 
@@ -88,6 +88,23 @@ def tier_paths(root: Path = cgroupfs.ROOT) -> dict[str, str]:
     return {t: str(cgroupfs.unit_cgroup(slice_name(t), root)) for t in TIER_NAMES}
 
 
+
+def kernel_messages() -> KernelMessages:
+    """/dev/kmsg where it can be read; else the journal's copy of it (the
+    hardened unit has no /dev/kmsg), naming both if neither works."""
+    kmsg = KernelLog()
+    if kmsg.unavailable is None:
+        return kmsg
+    from taucg.actors.libsystemd import SystemdModuleMissing, module
+
+    try:
+        journal = JournalKernelLog(module("journal", "reading the kernel's messages"))
+    except SystemdModuleMissing:
+        return kmsg
+    if journal.unavailable is not None:
+        journal.unavailable = f"{kmsg.unavailable}; {journal.unavailable}"
+    return journal
+
 class Daemon:
     def __init__(self, cfg: Config, config_path: str | None, *, to_stderr: bool = False
                  ) -> None:
@@ -101,7 +118,7 @@ class Daemon:
                                  config_file=cfg.file, generation=1, loaded_at=now,
                                  interval_seconds=cfg.resource_monitoring.interval_seconds)
         self.sampler = Sampler(fd_budget=cfg.sampler.process_fd_budget)
-        self.kernel_log = KernelLog()  # names OOM victims; opened once, at the log's end
+        self.kernel_log = kernel_messages()  # names OOM victims; opened once, at the end
         self.monitor = self._new_monitor()
         self.samples: SampleStore | None = None
         # The last two system samples, for the health check's CPU rate.

@@ -16,6 +16,8 @@ import errno
 import os
 import re
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Protocol
 
 KMSG = "/dev/kmsg"
 _SUMMARY = re.compile(r"oom-kill:.*task_memcg=(?P<memcg>[^,]*),task=(?P<task>.*),"
@@ -31,17 +33,31 @@ class OomKill:
     uid: int
 
 
+def parse_text(text: str) -> OomKill | None:
+    """One kernel message's text -> the kill it reports, or None."""
+    m = _SUMMARY.search(text)
+    if m is None:
+        return None
+    return OomKill(int(m["pid"]), m["task"], m["memcg"], int(m["uid"]))
+
+
 def parse_record(record: bytes) -> OomKill | None:
     """One /dev/kmsg record ("PRI,SEQ,USEC,FLAGS;text" and continuation
     lines) -> the kill it reports, or None for any other message."""
     _, sep, rest = record.partition(b";")
     if not sep:
         return None
-    text = rest.split(b"\n", 1)[0].decode("utf-8", "replace")
-    m = _SUMMARY.search(text)
-    if m is None:
-        return None
-    return OomKill(int(m["pid"]), m["task"], m["memcg"], int(m["uid"]))
+    return parse_text(rest.split(b"\n", 1)[0].decode("utf-8", "replace"))
+
+
+class KernelMessages(Protocol):
+    """Where the daemon finds the OOM killer's victims."""
+
+    unavailable: str | None
+
+    def oom_kills(self) -> list[OomKill]: ...
+
+    def close(self) -> None: ...
 
 
 class KernelLog:
@@ -87,3 +103,50 @@ class KernelLog:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+class JournalKernelLog:
+    """The kernel's messages as journald keeps them (_TRANSPORT=kernel).
+
+    Under the hardened unit /dev/kmsg is out of reach (PrivateDevices=,
+    ProtectKernelLogs=), but journald has read it for everyone. Positioned
+    at the end when opened, like KernelLog. journald copies a line a moment
+    after the kernel logs it, so a kill counted in the same instant may be
+    named a sweep late or not at all; the alert then says so. ``journal`` is
+    systemd.journal, handed in so that one module imports systemd-python."""
+
+    def __init__(self, journal: ModuleType) -> None:
+        self.unavailable: str | None = None
+        self._reader: Any = None
+        try:
+            reader = journal.Reader()
+            reader.this_boot()
+            reader.add_match(_TRANSPORT="kernel")
+            reader.seek_tail()
+            reader.get_previous()  # the next read is the first message after now
+            self._reader = reader
+        except (OSError, ValueError) as exc:
+            self.unavailable = f"the journal's kernel messages: {exc}"
+
+    def oom_kills(self) -> list[OomKill]:
+        out: list[OomKill] = []
+        if self._reader is None:
+            return out
+        try:
+            self._reader.process()  # see what journald appended since the last read
+            for entry in self._reader:
+                message = entry.get("MESSAGE", "")
+                if isinstance(message, bytes):
+                    message = message.decode("utf-8", "replace")
+                kill = parse_text(str(message))
+                if kill is not None:
+                    out.append(kill)
+        except OSError as exc:
+            self.unavailable = f"the journal's kernel messages: {exc.strerror or exc}"
+            self.close()
+        return out
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
