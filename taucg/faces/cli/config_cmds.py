@@ -10,7 +10,7 @@ from taucg.config.loading import BUILTIN, flatten, source_of, to_dict
 from taucg.config.loading import load as load_config
 from taucg.config.schema import Config
 from taucg.faces.cli.common import cli, config_option, format_option
-from taucg.faces.render import emit
+from taucg.faces.render import Output, emit, emit_json
 
 # ---------------------------------------------------------------- config ---
 
@@ -41,7 +41,7 @@ def _show(value: Any) -> str:
 @config_option
 @click.pass_context
 def config_cmd(ctx: click.Context, monitoring: bool, resources: bool, recovery: bool,
-               tiers: bool, fmt: str, config_path: str | None) -> None:
+               tiers: bool, fmt: Output, config_path: str | None) -> None:
     """Show the effective config and where each value came from."""
     if ctx.invoked_subcommand is not None:
         return
@@ -55,13 +55,19 @@ def config_cmd(ctx: click.Context, monitoring: bool, resources: bool, recovery: 
     emit(fmt, ["KEY", "VALUE", "SOURCE"], rows,
          {"file": cfg.file, "config": shown,
           "sources": {k: source_of(cfg, k) for k, _ in flatten(shown)}},
-         title=f"config: {cfg.file or BUILTIN}")
+         title=f"config: {cfg.file or BUILTIN}", schema="config")
 
 
 @config_cmd.command("check")
 @click.argument("file", type=click.Path(dir_okay=False))
-def config_check(file: str) -> None:
-    """Validate FILE; exit 2 with one line per problem."""
+@format_option
+def config_check(file: str, fmt: Output) -> None:
+    """Validate FILE; exit 2 with one line per problem (-o json: a
+    taucg.error/1 document listing them)."""
     cfg: Config = load_config(file)
-    overridden = sum(1 for src in cfg.sources.values() if src == file)
-    click.echo(f"{file}: OK ({overridden} keys set over the built-in default)")
+    overridden = sorted(key for key, src in cfg.sources.items() if src == file)
+    if fmt.resolved == "json":
+        emit_json("config-check", {"file": file, "valid": True,
+                                   "keys_set": len(overridden), "keys": overridden})
+        return
+    click.echo(f"{file}: OK ({len(overridden)} keys set over the built-in default)")

@@ -8,9 +8,14 @@ from typing import Any
 import click
 
 from taucg.config.loading import load as load_config
-from taucg.faces.cli.common import UserError, cli, config_option, format_option
-from taucg.faces.cli.daemon_cmds import DAEMON_NOT_RUNNING, _when
-from taucg.faces.render import emit, resolve_format
+from taucg.faces.cli.common import (
+    DaemonNotRunningError,
+    UserError,
+    cli,
+    config_option,
+    format_option,
+)
+from taucg.faces.render import Cell, Output, When, emit, emit_json, utc
 
 
 @cli.command("governor")
@@ -18,7 +23,7 @@ from taucg.faces.render import emit, resolve_format
               help="how many recent actions to show")
 @format_option
 @config_option
-def governor_cmd(count: int, fmt: str, config_path: str | None) -> None:
+def governor_cmd(count: int, fmt: Output, config_path: str | None) -> None:
     """The controller's decisions: pressure against the targets, what each
     governed tier carries now against its config, and the recent actions
     with their reasons (exit 3: no daemon; the persisted state is shown)."""
@@ -29,16 +34,21 @@ def governor_cmd(count: int, fmt: str, config_path: str | None) -> None:
     try:
         data: dict[str, Any] = call(cfg.daemon.socket_path, "governor", {"count": count})
     except DaemonNotRunning as exc:
-        click.echo(f"taucg: {exc}", err=True)
         state = load_state(cfg)
         if state.get("tiers") or state.get("frozen"):
             click.echo(f"taucg: {state_path(cfg)} records governed settings; the daemon gives "
                        f"them back when it starts: {json.dumps(state)}", err=True)
-        raise click.exceptions.Exit(DAEMON_NOT_RUNNING) from None
+        raise DaemonNotRunningError(str(exc)) from None
     except DaemonError as exc:
         raise UserError(f"the daemon refused governor: {exc}") from None
-    if resolve_format(fmt) == "json":
-        click.echo(json.dumps(data, indent=2))
+    if fmt.resolved == "json":
+        shown = {k: v for k, v in data.items() if k not in ("targets", "actions")}
+        if data.get("running"):
+            shown["targets_percent"] = data["targets"]
+            shown["actions"] = [{"acted_at": utc(a["time"]),
+                                 **{k: v for k, v in a.items() if k != "time"}}
+                                for a in data["actions"]]
+        emit_json("governor", shown)
         return
     if not data.get("running"):
         click.echo(f"governor: off ({data.get('why', 'not running')})")
@@ -55,8 +65,9 @@ def governor_cmd(count: int, fmt: str, config_path: str | None) -> None:
                              for k, v in row["governed"].items()) or "as configured"
         tier_rows.append([tier, "frozen" if row["frozen"] else "running", governed])
     emit(fmt, ["TIER", "STATE", "GOVERNED NOW"], tier_rows, None, title="governed tiers")
-    actions = [[_when(a["time"]), a["kind"], a["tier"], f"{a['key']}: {a['before']} -> "
-                f"{a['after']}", a["reason"]] for a in data["actions"]]
+    actions: list[list[Cell]] = [
+        [When(a["time"]), a["kind"], a["tier"], f"{a['key']}: {a['before']} -> {a['after']}",
+         a["reason"]] for a in data["actions"]]
     if actions:
         emit(fmt, ["TIME", "ACTION", "TIER", "CHANGE", "WHY"], actions, None,
              title="recent actions")
