@@ -4,6 +4,7 @@ without it, --raw with plain numbers; logs like the rest."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from taucg.actors.crash_history import CrashEvent, CrashHistory
 from taucg.actors.recovery_watcher import history_path
 from taucg.config.loading import load
-from tests.support.cli import taucg
+from tests.support.cli import taucg, taucg_argv
 from tests.support.configs import private_paths, write_config
 
 
@@ -76,3 +77,18 @@ def test_recovery_watch_flag_is_hidden_but_the_subcommand_is_listed() -> None:
     assert "watch" in help_text.split("Commands:")[1]
     for command in ("status", "resources"):
         assert "-w, --watch SECONDS" in taucg(command, "--help", timeout=60).stdout
+
+
+def test_a_piped_watch_is_one_stream_under_one_header() -> None:
+    p = subprocess.Popen(taucg_argv("resources", "--cpu", "-w", "0.2"), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    seen: list[list[str]] = []
+    try:
+        assert p.stdout is not None
+        while sum(r[:2] == ["cpu", "total"] for r in seen) < 3:
+            seen.append(p.stdout.readline().rstrip("\n").split("\t"))
+    finally:
+        p.terminate()  # ours, by its Popen
+        p.wait(timeout=60)
+    assert seen[0] == ["AREA", "ITEM", "VALUE", "NOTE"]
+    assert sum(r[0] == "AREA" for r in seen) == 1, seen

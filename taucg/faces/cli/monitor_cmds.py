@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -56,12 +57,12 @@ def resources_cmd(want: tuple[str, ...], watch: float | None, interval: float, f
     with Sampler() as sampler:
         pair = list(sample_pair(sampler, interval if watch is None else min(interval, watch)))
 
-        def show(line: bool) -> None:
+        def show(out: Output, line: bool) -> None:
             rep = build(pair[0], pair[1], sections, cfg.resource_monitoring)
             if line:
                 emit_json("resources", rep.data, line=True)
             else:
-                emit(fmt, headers, rep.rows, rep.data, title="resources", schema="resources")
+                emit(out, headers, rep.rows, rep.data, title="resources", schema="resources")
 
         def advance() -> None:
             pair[:] = [pair[1], sampler.system()]
@@ -69,19 +70,23 @@ def resources_cmd(want: tuple[str, ...], watch: float | None, interval: float, f
         _repeat(fmt, watch, show, advance)
 
 
-def _repeat(fmt: Output, watch: float | None, show: Callable[[bool], None],
+def _repeat(fmt: Output, watch: float | None, show: Callable[[Output, bool], None],
             advance: Callable[[], None] = lambda: None) -> None:
     """Shows once, or with --watch every SECONDS until Ctrl-C: JSON as one
-    document per line, tables under a time line, tab-separated rows as they are."""
+    document per line, tables under a time line, tab-separated rows under
+    one header line (the first refresh's), so a pipe reads one stream."""
     if watch is None:
-        show(False)
+        show(fmt, False)
         return
     json_lines = fmt.resolved == "json"
+    out = fmt
     try:
         while True:
             if fmt.resolved == "table":
                 click.echo(f"--- {time.strftime('%H:%M:%S')} ---")
-            show(json_lines)
+            show(out, json_lines)
+            if fmt.resolved == "plain":
+                out = replace(fmt, legend=False)
             time.sleep(watch)
             advance()
     except KeyboardInterrupt:
@@ -107,7 +112,7 @@ def status_cmd(interval: float, watch: float | None, fmt: Output,
 
     cfg = load_config(config_path)
 
-    def show(line: bool) -> None:
+    def show(out: Output, line: bool) -> None:
         report = collect(cfg, interval)
         if line:
             emit_json("status", report.data, line=True)
@@ -116,7 +121,7 @@ def status_cmd(interval: float, watch: float | None, fmt: Output,
         every = (f"daemon sampling every {sampling['interval_seconds']:g} s"
                  if sampling["daemon"] and sampling["interval_seconds"]
                  else "no daemon running")
-        emit(fmt, ["TIER", "STATE", "UNITS", "TASKS", "CPU", "MEMORY", "IO R/W", "PSI C/M/I",
+        emit(out, ["TIER", "STATE", "UNITS", "TASKS", "CPU", "MEMORY", "IO R/W", "PSI C/M/I",
                    "ZOMBIES", "LIMITS"], report.rows, report.data, title=f"tiers ({every})",
              schema="status")
 
