@@ -103,3 +103,29 @@ def test_raw_cells_are_plain_numbers() -> None:
 ])
 def test_json_is_recognised_before_click_parses(words: list[str], json_wanted: bool) -> None:
     assert wants_json(words) is json_wanted
+
+
+def test_the_governor_document_has_typed_tier_values() -> None:
+    from taucg.config.loading import loads
+    from taucg.config.values import Size
+    from taucg.faces.cli.governor_cmds import governor_document
+    from taucg.faces.daemon_state import GovernorView
+
+    view = GovernorView(
+        ("critical", "high"), {"cpu": 5.0, "memory": 10.0, "io": 10.0}, {"cpu": 12.5}, None,
+        False, {"normal": {"cpu_weight": 50, "memory_high": Size(bytes=1 << 30)}},
+        frozenset({"background"}),
+        ({"time": 1733000000.0, "kind": "tighten", "tier": "normal", "key": "cpu_weight",
+          "before": "100", "after": "50", "reason": "cpu stall 12.5% over 5%"},),
+        {"tighten": 1})
+    api = view.to_dict(loads(""))
+    assert api["tiers"]["normal"]["governed"]["cpu_weight"] == "50"  # the API keeps its text
+    doc = validate(document("governor", governor_document(api)), "governor")
+    normal = doc["tiers"]["normal"]
+    assert normal["governed"] == {"cpu_weight": 50, "memory_high_bytes": 1 << 30}
+    assert normal["configured"] == {"cpu_weight": 100}
+    assert doc["tiers"]["background"]["frozen"] is True
+    assert doc["actions"][0]["acted_at"] == utc(1733000000.0)
+    off = validate(document("governor", governor_document({"running": False, "why": "off"})),
+                   "governor")
+    assert off["running"] is False

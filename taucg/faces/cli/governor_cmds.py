@@ -18,6 +18,23 @@ from taucg.faces.cli.common import (
 from taucg.faces.render import Cell, Output, When, emit, emit_json, utc
 
 
+def governor_document(data: dict[str, Any]) -> dict[str, Any]:
+    """The API's governor answer as taucg.governor/1: typed tier values,
+    units in the names, action times in the one format."""
+    shown = {k: v for k, v in data.items() if k not in ("targets", "actions", "tiers")}
+    if data.get("running"):
+        shown["tiers"] = {
+            tier: {"governed": row.get("governed_values", {}),
+                   "configured": row.get("configured_values", {}),
+                   "frozen": row["frozen"]}
+            for tier, row in data["tiers"].items()}
+        shown["targets_percent"] = data["targets"]
+        shown["actions"] = [{"acted_at": utc(a["time"]),
+                             **{k: v for k, v in a.items() if k != "time"}}
+                            for a in data["actions"]]
+    return shown
+
+
 @cli.command("governor")
 @click.option("-n", "--count", type=click.IntRange(1, 500), default=20, show_default=True,
               help="how many recent actions to show")
@@ -42,13 +59,7 @@ def governor_cmd(count: int, fmt: Output, config_path: str | None) -> None:
     except DaemonError as exc:
         raise UserError(f"the daemon refused governor: {exc}") from None
     if fmt.resolved == "json":
-        shown = {k: v for k, v in data.items() if k not in ("targets", "actions")}
-        if data.get("running"):
-            shown["targets_percent"] = data["targets"]
-            shown["actions"] = [{"acted_at": utc(a["time"]),
-                                 **{k: v for k, v in a.items() if k != "time"}}
-                                for a in data["actions"]]
-        emit_json("governor", shown)
+        emit_json("governor", governor_document(data))
         return
     if not data.get("running"):
         click.echo(f"governor: off ({data.get('why', 'not running')})")
