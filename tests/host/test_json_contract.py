@@ -76,7 +76,9 @@ def test_config_and_config_check(tmp_path: Path) -> None:
 
 def test_usage_errors_are_json_too() -> None:
     for args in (["status", "-o", "json", "--no-such-flag"], ["resources", "--format=json",
-                                                                "--watch", "nan"]):
+                                                                "--watch", "nan"],
+                 ["--no-such-flag", "status", "-o", "json"], ["no-such-command", "-o", "json"],
+                 ["config", "check", "-o", "json"]):
         err = error_document(taucg(*args, check=False, timeout=60), 2)
         assert err["error"]["message"], err
     # Without -o json a usage error stays click's text on stderr.

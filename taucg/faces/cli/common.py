@@ -96,7 +96,13 @@ class TaucgGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["taucg.args"] = list(args)
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:  # an option of taucg itself, before any command
+            if not wants_json(args):
+                raise
+            json_error(exc.format_message(), exc.exit_code)
+            ctx.exit(exc.exit_code)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -124,10 +130,11 @@ class TaucgGroup(click.Group):
 
 
 def _json_asked(ctx: click.Context) -> bool:
+    # The words too: a group's own Output (config, recovery) is set before
+    # its subcommand's options are read.
     out = ctx.meta.get(OUTPUT_KEY)
-    if isinstance(out, Output):
-        return out.resolved == "json"
-    return wants_json(ctx.meta.get("taucg.args", []))
+    return ((isinstance(out, Output) and out.resolved == "json")
+            or wants_json(ctx.meta.get("taucg.args", [])))
 
 
 class FiniteFloatRange(click.FloatRange):
