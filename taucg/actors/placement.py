@@ -263,7 +263,7 @@ async def place_by_rules(cfg: Config, client: Systemd | None, pid: int, *,
     audit(cfg.logging, "place", f"{pid} ({f.comm})", before=f.cgroup,
           after=f"{placed.scope} in {verdict.tier}", rule=rule)
     if since is not None:
-        entry["latency_ms"] = round((time.monotonic() - since) * 1000, 1)
+        entry["latency_seconds"] = round(time.monotonic() - since, 4)
     if placed.priority_failures:
         entry["priority_failures"] = list(placed.priority_failures)
     return entry

@@ -56,16 +56,20 @@ class GovernorView:
     actions_total: Mapping[str, int]  # kind -> count since start
 
     def to_dict(self, cfg: Config, count: int = 20) -> dict[str, Any]:
+        from taucg.faces.status import configured
         from taucg.model.governor import governed_tiers
 
         tiers = {}
         for tier in governed_tiers(self.protect):
             policy = cfg.tiers[tier]
             governed = self.settings.get(tier, {})
+            mine = {k: getattr(policy, k) for k in governed if getattr(policy, k) is not None}
             tiers[tier] = {
                 "governed": {k: _text(v) for k, v in governed.items()},
-                "configured": {k: _text(getattr(policy, k)) for k in governed
-                               if getattr(policy, k) is not None},
+                "configured": {k: _text(v) for k, v in mine.items()},
+                # The same as numbers, units in the keys (the CLI's JSON shows these).
+                "governed_values": configured(governed),
+                "configured_values": configured(mine),
                 "frozen": tier in self.frozen}
         return {"running": True, "protect": list(self.protect), "targets": dict(self.targets),
                 "stall_percent": {k: round(v, 2) for k, v in self.stall_percent.items()},

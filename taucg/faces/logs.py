@@ -216,3 +216,47 @@ def stats(name: str, path: Path) -> LogStats:
         times.append(st.st_mtime)
     return LogStats(name, str(path), exists, size, records, levels, len(sizes), sum(sizes),
                     min(times) if times else None)
+
+
+# --------------------------------------------- the CLI's JSON of them ---
+
+
+def _logged_at(text: Any) -> str | None:
+    """A record's time (DATE_FORMAT, local with its offset) as RFC 3339 UTC."""
+    from datetime import datetime
+
+    from taucg.faces.render import utc
+
+    if not isinstance(text, str):
+        return None
+    try:
+        stamp = datetime.strptime(text, DATE_FORMAT)
+    except ValueError:
+        try:
+            stamp = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    if stamp.tzinfo is None:
+        stamp = stamp.astimezone()  # a naive time is this machine's local time
+    return utc(stamp.timestamp())
+
+
+def record_document(rec: dict[str, Any]) -> dict[str, Any]:
+    """One log record for `taucg logs -o json`: its time in the one format,
+    the four common fields, and the record's own fields under ``fields``."""
+    common = ("time", "level", "logger", "message")
+    return {"logged_at": _logged_at(rec.get("time")),
+            "level": None if rec.get("level") is None else str(rec["level"]),
+            "logger": None if rec.get("logger") is None else str(rec["logger"]),
+            "message": str(rec.get("message", "")),
+            "fields": {k: v for k, v in rec.items() if k not in common}}
+
+
+def stats_document(s: dict[str, Any]) -> dict[str, Any]:
+    """LogStats.to_dict (the socket API's form) with units in the names."""
+    from taucg.faces.render import utc
+
+    return {"log": s["log"], "path": s["path"], "exists": s["exists"],
+            "size_bytes": s["size"], "records": s["records"], "levels": dict(s["levels"]),
+            "rotated_files": s["rotated"], "rotated_bytes": s["rotated_bytes"],
+            "oldest_rotated_at": utc(s["oldest_rotated"])}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taucg.config.schema import ResourceMonitoring
-from taucg.config.values import human_bytes
+from taucg.faces.render import Bytes, Cell, Number, Percent, utc
 from taucg.model.monitor import disk_rates, net_rates, system_rates
 from taucg.readers.sampler import Sampler
 from taucg.readers.samples import SystemSample
@@ -26,15 +26,15 @@ _VIRTUAL_DISKS = ("loop", "ram", "zram", "dm-", "sr")
 
 @dataclass(slots=True)
 class Report:
-    rows: list[list[str]] = field(default_factory=list)
+    rows: list[list[Cell]] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
 
-    def row(self, area: str, item: str, value: str, note: str = "") -> None:
+    def row(self, area: str, item: str, value: Cell, note: str = "") -> None:
         self.rows.append([area, item, value, note])
 
 
-def _pct(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.1f}%"
+def _pct(v: float | None) -> Cell:
+    return "n/a" if v is None else Percent(v)
 
 
 def _over(value: float | None, threshold: float) -> str:
@@ -51,11 +51,11 @@ def build(prev: SystemSample, cur: SystemSample, sections: Iterable[str],
     if "cpu" in want:
         rates = system_rates(prev, cur)
         rep.data["cpu"] = {
-            "percent": rates.cpu_percent,
-            "per_cpu_percent": rates.per_cpu_percent,
+            "usage_percent": rates.cpu_percent,
+            "per_cpu_percent": {str(k): v for k, v in rates.per_cpu_percent.items()},
             "load": None if cur.load is None else
-            {"1m": cur.load.load1, "5m": cur.load.load5, "15m": cur.load.load15,
-             "runnable": cur.load.runnable, "threads": cur.load.threads},
+            {"avg_1m": cur.load.load1, "avg_5m": cur.load.load5, "avg_15m": cur.load.load15,
+             "runnable_tasks": cur.load.runnable, "threads": cur.load.threads},
             "context_switches_per_second": rates.context_switches_per_second,
             "forks_per_second": rates.forks_per_second,
             "threshold_percent": limits.cpu_threshold_percent,
@@ -66,9 +66,10 @@ def build(prev: SystemSample, cur: SystemSample, sections: Iterable[str],
             rep.row("cpu", f"cpu{cpu}", _pct(pct))
         if cur.load is not None:
             rep.row("cpu", "load 1/5/15m",
-                    f"{cur.load.load1:.2f} {cur.load.load5:.2f} {cur.load.load15:.2f}")
+                    (Number(cur.load.load1), " ", Number(cur.load.load5), " ",
+                     Number(cur.load.load15)))
         if rates.context_switches_per_second is not None:
-            rep.row("cpu", "context switches/s", f"{rates.context_switches_per_second:.0f}")
+            rep.row("cpu", "context switches/s", Number(rates.context_switches_per_second, 0))
     if "memory" in want:
         m = cur.memory
         if m is None:
@@ -77,25 +78,27 @@ def build(prev: SystemSample, cur: SystemSample, sections: Iterable[str],
         else:
             mem_pct: float | None = 100.0 * m.used / m.total if m.total else None
             rep.data["memory"] = {
-                "total": m.total, "used": m.used, "available": m.available, "percent": mem_pct,
-                "swap_total": m.swap_total, "swap_used": m.swap_total - m.swap_free,
+                "total_bytes": m.total, "used_bytes": m.used, "available_bytes": m.available,
+                "usage_percent": mem_pct, "swap_total_bytes": m.swap_total,
+                "swap_used_bytes": m.swap_total - m.swap_free,
                 "threshold_percent": limits.memory_threshold_percent,
             }
             rep.row("memory", "used/total",
-                    f"{human_bytes(m.used)} / {human_bytes(m.total)} ({_pct(mem_pct)})",
+                    (Bytes(m.used), " / ", Bytes(m.total), " (", _pct(mem_pct), ")"),
                     _over(mem_pct, limits.memory_threshold_percent))
             rep.row("memory", "available", "n/a (kernel lacks MemAvailable)"
-                    if m.available is None else human_bytes(m.available))
+                    if m.available is None else Bytes(m.available))
             rep.row("memory", "swap used/total",
-                    f"{human_bytes(m.swap_total - m.swap_free)} / {human_bytes(m.swap_total)}")
+                    (Bytes(m.swap_total - m.swap_free), " / ", Bytes(m.swap_total)))
     if "disk" in want:
         fs_rows = []
         for fs in sysinfo.filesystems():
             fs_rows.append({"mountpoint": fs.mountpoint, "device": fs.device,
-                            "fstype": fs.fstype, "total": fs.total, "used": fs.used,
-                            "available": fs.available, "percent": fs.percent})
+                            "fstype": fs.fstype, "total_bytes": fs.total,
+                            "used_bytes": fs.used, "available_bytes": fs.available,
+                            "usage_percent": fs.percent})
             rep.row("disk", fs.mountpoint,
-                    f"{human_bytes(fs.used)} / {human_bytes(fs.total)} ({fs.percent:.1f}%)",
+                    (Bytes(fs.used), " / ", Bytes(fs.total), " (", Percent(fs.percent), ")"),
                     _over(fs.percent, limits.disk_threshold_percent))
         io_rows = []
         for d in disk_rates(prev.disks, cur.disks, elapsed):
@@ -106,9 +109,9 @@ def build(prev: SystemSample, cur: SystemSample, sections: Iterable[str],
                             "write_bytes_per_second": d.write_bytes_per_second,
                             "busy_percent": d.busy_percent})
             rep.row("disk io", d.name,
-                    f"read {human_bytes(d.read_bytes_per_second)}/s "
-                    f"write {human_bytes(d.write_bytes_per_second)}/s "
-                    f"busy {d.busy_percent:.0f}%")
+                    ("read ", Bytes(d.read_bytes_per_second, "/s"),
+                     " write ", Bytes(d.write_bytes_per_second, "/s"),
+                     " busy ", Percent(d.busy_percent)))
         rep.data["disk"] = {"filesystems": fs_rows, "io": io_rows,
                             "threshold_percent": limits.disk_threshold_percent}
     if "network" in want:
@@ -116,13 +119,14 @@ def build(prev: SystemSample, cur: SystemSample, sections: Iterable[str],
         nets = []
         for link in sysinfo.links():
             r = rates_by_name.get(link.name)
-            nets.append({"name": link.name, "state": link.state, "mtu": link.mtu,
+            nets.append({"name": link.name, "state": link.state, "mtu_bytes": link.mtu,
                          "addresses": list(link.addresses),
                          "rx_bytes_per_second": r.rx_bytes_per_second if r else None,
                          "tx_bytes_per_second": r.tx_bytes_per_second if r else None})
-            traffic = (f"rx {human_bytes(r.rx_bytes_per_second)}/s "
-                       f"tx {human_bytes(r.tx_bytes_per_second)}/s" if r else "no counters")
-            rep.row("network", link.name, f"{link.state} {traffic}",
+            traffic: Cell = (("rx ", Bytes(r.rx_bytes_per_second, "/s"),
+                              " tx ", Bytes(r.tx_bytes_per_second, "/s")) if r
+                             else "no counters")
+            rep.row("network", link.name, (link.state, " ", traffic),
                     " ".join(link.addresses))
         rep.data["network"] = nets
     if "temperature" in want:
@@ -133,7 +137,7 @@ def build(prev: SystemSample, cur: SystemSample, sections: Iterable[str],
             rep.row("temperature", "sensors", "not available on this machine",
                     "no thermal zones or hwmon sensors")
         for t in temps:
-            rep.row("temperature", t.label, f"{t.celsius:.1f} °C", t.source)
+            rep.row("temperature", t.label, (Number(t.celsius, 1), " °C"), t.source)
     if "pressure" in want:
         psi: dict[str, Any] = {}
         for name, p in (("cpu", cur.pressure_cpu), ("memory", cur.pressure_memory),
@@ -142,15 +146,16 @@ def build(prev: SystemSample, cur: SystemSample, sections: Iterable[str],
                 psi[name] = None
                 rep.row("pressure", name, "not available", "kernel without PSI")
                 continue
-            psi[name] = {"some_avg10": p.some.avg10, "some_avg60": p.some.avg60,
-                         "some_avg300": p.some.avg300,
-                         "full_avg10": None if p.full is None else p.full.avg10}
-            full = "" if p.full is None else f" full {p.full.avg10:.2f}%"
+            psi[name] = {"some_avg10_percent": p.some.avg10,
+                         "some_avg60_percent": p.some.avg60,
+                         "some_avg300_percent": p.some.avg300,
+                         "full_avg10_percent": None if p.full is None else p.full.avg10}
+            full: Cell = "" if p.full is None else (" full ", Number(p.full.avg10), "%")
             rep.row("pressure", name,
-                    f"some {p.some.avg10:.2f}% / {p.some.avg60:.2f}% / {p.some.avg300:.2f}%{full}",
-                    "avg10/60/300")
+                    ("some ", Number(p.some.avg10), "% / ", Number(p.some.avg60), "% / ",
+                     Number(p.some.avg300), "%", full), "avg10/60/300")
         rep.data["pressure"] = psi
-    rep.data["time"] = time.time()
+    rep.data["sampled_at"] = utc(time.time())
     return rep
 
 

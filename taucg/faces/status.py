@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taucg.config.schema import Config
-from taucg.config.values import human_bytes
+from taucg.config.values import CpuSet, Size
+from taucg.faces.render import Bytes, Cell, Percent, utc
 from taucg.model.limits import limit_hits
 from taucg.model.monitor import cgroup_cpu_percent
 from taucg.model.properties import effective_files
@@ -21,7 +22,7 @@ from taucg.readers.samples import CgroupSample
 
 @dataclass(slots=True)
 class StatusReport:
-    rows: list[list[str]] = field(default_factory=list)
+    rows: list[list[Cell]] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -54,6 +55,30 @@ def _psi(s: CgroupSample) -> str:
     return "/".join(parts)
 
 
+def configured(values: Any) -> dict[str, Any]:
+    """The tier's configured values as JSON: numbers with their unit in the
+    key (``memory_max_bytes``, ``cpu_quota_percent``; a share of RAM is
+    ``…_ram_percent``), null for infinity; unset keys are left out."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, Size):
+            if value.percent is not None:
+                out[f"{key}_ram_percent"] = value.percent
+            else:
+                out[f"{key}_bytes"] = value.bytes
+        elif isinstance(value, CpuSet):
+            out[key] = sorted(value.cpus)
+        elif key == "cpu_quota":
+            out["cpu_quota_percent"] = value
+        elif value == "infinity":
+            out[key] = None
+        else:
+            out[key] = value
+    return out
+
+
 def _governed_files(keys: Any) -> set[str]:
     from taucg.model.properties import BY_KEY
 
@@ -62,7 +87,7 @@ def _governed_files(keys: Any) -> set[str]:
 
 def _tier_row(spec: SliceSpec, cg: Any, a: CgroupSample | None, b: CgroupSample,
               drift: list[Drift], governed: dict[str, str], frozen: bool
-              ) -> tuple[list[str], dict[str, Any]]:
+              ) -> tuple[list[Cell], dict[str, Any]]:
     members = _members(cg)
     cpu = cgroup_cpu_percent(a, b) if a is not None else None
     io = _io_rate(a, b)
@@ -77,14 +102,14 @@ def _tier_row(spec: SliceSpec, cg: Any, a: CgroupSample | None, b: CgroupSample,
         limits = "governed: " + ", ".join(
             [f"{k} {v}" for k, v in governed.items()] + (["frozen"] if frozen else [])) + (
             "" if not mine else "; " + limits)
-    row = [
+    row: list[Cell] = [
         name,
         "active",
         str(len(members)),
         "-" if b.pids_current is None else str(b.pids_current),
-        "-" if cpu is None else f"{cpu:.1f}%",
-        "-" if b.memory_current is None else human_bytes(b.memory_current),
-        "-" if io is None else f"{human_bytes(io[0])}/{human_bytes(io[1])}/s",
+        Percent(cpu),
+        Bytes(b.memory_current),
+        "-" if io is None else (Bytes(io[0]), "/", Bytes(io[1], "/s")),
         _psi(b),
         hits.text(),
         limits,
@@ -92,16 +117,18 @@ def _tier_row(spec: SliceSpec, cg: Any, a: CgroupSample | None, b: CgroupSample,
     data = {
         "unit": spec.unit, "applied": True, "cgroup": str(cg), "members": members,
         "tasks": b.pids_current, "cpu_percent": cpu, "memory_bytes": b.memory_current,
-        "io_bytes_per_second": None if io is None else {"read": io[0], "write": io[1]},
-        "pressure_avg10": {
+        "io_read_bytes_per_second": None if io is None else io[0],
+        "io_write_bytes_per_second": None if io is None else io[1],
+        "pressure_some_avg10_percent": {
             k: (None if p is None else p.some.avg10)
             for k, p in (("cpu", b.pressure_cpu), ("memory", b.pressure_memory),
                          ("io", b.pressure_io))},
         "limit_hits": hits.to_dict(),
-        "configured": dict(spec.directives),
+        "configured": configured(spec.values),
+        "directives": dict(spec.directives),
         "governed": dict(governed),
         "frozen_by_governor": frozen,
-        "effective": effective,
+        "effective_files": effective,
         "drift": [{"file": d.file, "expected": d.expected, "actual": d.actual} for d in mine],
     }
     return row, data
@@ -139,7 +166,7 @@ def collect(cfg: Config, interval: float) -> StatusReport:
     held: dict[str, dict[str, str]] = governor.get("tiers") or {}
     frozen = set(governor.get("frozen") or [])
     report = StatusReport(data={"tiers": {}, "cgroup_v2": bool(machine.controllers),
-                                "sampling": _sampling(cfg)})
+                                "sampling": _sampling(cfg), "sampled_at": utc(time.time())})
     for spec, cg, a, b in zip(specs, paths, first, second, strict=True):
         key = spec.tier or "all"
         if b is None:
@@ -149,7 +176,8 @@ def collect(cfg: Config, interval: float) -> StatusReport:
                                 "-", "-", "-", "-", why])
             report.data["tiers"][key] = {"unit": spec.unit, "applied": False,
                                          "cgroup": str(cg), "reason": why,
-                                         "configured": dict(spec.directives)}
+                                         "configured": configured(spec.values),
+                                         "directives": dict(spec.directives)}
             continue
         row, data = _tier_row(spec, cg, a, b, drift, held.get(spec.tier or "", {}),
                               (spec.tier or "") in frozen)
@@ -169,6 +197,6 @@ def _sampling(cfg: Config) -> dict[str, Any]:
         ping = call(cfg.daemon.socket_path, "ping", timeout=2.0)
     except (DaemonNotRunning, DaemonError, OSError, ValueError):
         return {"daemon": False, "interval_seconds": None}
+    every = ping.get("interval_in_use_seconds") or ping.get("interval_seconds")
     return {"daemon": True,
-            "interval_seconds": ping.get("interval_in_use_seconds")
-            or ping.get("interval_seconds")}
+            "interval_seconds": every if isinstance(every, int | float) else None}

@@ -26,9 +26,11 @@ PRESSURE_ZERO = 50.0  # some avg60 stall % at which the pressure score reaches 0
 class CheckResult:
     name: str
     score: float | None  # None: not available here, left out of the total
-    value: str
+    value: str  # for people: "22.6% (/)"
     detail: str = ""
     recommendation: str | None = None
+    # The same for programs: numbers with their unit in the key.
+    measured: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +53,8 @@ class Health:
             "healthy": self.healthy,
             "checks": [{"name": c.name, "score": None if c.score is None else round(c.score, 3),
                         "weight": self.weights.get(c.name), "value": c.value,
-                        "detail": c.detail, "recommendation": c.recommendation}
+                        "measured": dict(c.measured), "detail": c.detail,
+                        "recommendation": c.recommendation}
                        for c in self.checks],
             "recommendations": self.recommendations(),
         }
@@ -74,7 +77,8 @@ def check_cpu(prev: SystemSample, cur: SystemSample, threshold: float) -> CheckR
     rec = (f"cpu_usage at {pct:.1f}% is above {threshold:g}%: see 'taucg processes' for the "
            "heaviest processes, and place batch work in the low or background tier"
            if pct >= threshold else None)
-    return CheckResult("cpu_usage", score, f"{pct:.1f}%", f"threshold {threshold:g}%", rec)
+    return CheckResult("cpu_usage", score, f"{pct:.1f}%", f"threshold {threshold:g}%", rec,
+                       {"usage_percent": round(pct, 2), "threshold_percent": threshold})
 
 
 def check_memory(cur: SystemSample, threshold: float) -> CheckResult:
@@ -86,7 +90,8 @@ def check_memory(cur: SystemSample, threshold: float) -> CheckResult:
            "tiers.background.memory_max or tiers.low.memory_high, or find the growth with "
            "'taucg resources --memory'" if pct >= threshold else None)
     return CheckResult("memory_usage", linear(pct, threshold, 100.0), f"{pct:.1f}%",
-                       f"threshold {threshold:g}%", rec)
+                       f"threshold {threshold:g}%", rec,
+                       {"usage_percent": round(pct, 2), "threshold_percent": threshold})
 
 
 def check_disk(threshold: float, disks: Mapping[str, float] | None = None) -> CheckResult:
@@ -104,7 +109,9 @@ def check_disk(threshold: float, disks: Mapping[str, float] | None = None) -> Ch
            if percent >= threshold else None)
     return CheckResult("disk_usage", linear(percent, threshold, 100.0),
                        f"{percent:.1f}% ({mountpoint})",
-                       f"fullest of {len(disks)} filesystems; threshold {threshold:g}%", rec)
+                       f"fullest of {len(disks)} filesystems; threshold {threshold:g}%", rec,
+                       {"usage_percent": round(percent, 2), "mountpoint": mountpoint,
+                        "filesystems": len(disks), "threshold_percent": threshold})
 
 
 def check_network() -> CheckResult:
@@ -117,15 +124,19 @@ def check_network() -> CheckResult:
     route = default_route_present()
     if up and route:
         return CheckResult("network_connectivity", 1.0, "up",
-                           f"links up: {', '.join(up)}; default route present")
+                           f"links up: {', '.join(up)}; default route present", None,
+                           {"state": "up", "links_up": len(up), "default_route": True})
     if up:
         return CheckResult("network_connectivity", 0.5, "no default route",
                            f"links up: {', '.join(up)}",
                            "network_connectivity: links are up but there is no default "
-                           "route; check the DHCP client or the static gateway")
+                           "route; check the DHCP client or the static gateway",
+                           {"state": "no default route", "links_up": len(up),
+                            "default_route": False})
     return CheckResult("network_connectivity", 0.0, "down", "no link other than lo is up",
                        "network_connectivity: no network link is up; check cables, "
-                       "'ip link' and the network manager")
+                       "'ip link' and the network manager",
+                       {"state": "down", "links_up": 0, "default_route": route})
 
 
 def check_temperature() -> CheckResult:
@@ -140,7 +151,8 @@ def check_temperature() -> CheckResult:
            f"{TEMP_WARN_C:g} °C: check cooling, or cap tiers.background.cpu_quota"
            if hottest.celsius >= TEMP_WARN_C else None)
     return CheckResult("temperature", linear(hottest.celsius, TEMP_WARN_C, TEMP_CRIT_C),
-                       f"{hottest.celsius:.0f} °C ({hottest.label})", "", rec)
+                       f"{hottest.celsius:.0f} °C ({hottest.label})", "", rec,
+                       {"celsius": hottest.celsius, "label": hottest.label})
 
 
 def check_pressure(cur: SystemSample) -> CheckResult:
@@ -154,7 +166,8 @@ def check_pressure(cur: SystemSample) -> CheckResult:
            f"critical tier more {name} protection or squeeze the background tier"
            if worst >= 10.0 else None)
     return CheckResult("pressure", linear(worst, 10.0, PRESSURE_ZERO),
-                       f"{name} {worst:.1f}%", "worst some avg60", rec)
+                       f"{name} {worst:.1f}%", "worst some avg60", rec,
+                       {"resource": name, "some_avg60_percent": worst})
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +215,9 @@ def check_services(states: ServiceStates) -> CheckResult:
         return CheckResult("services", None, "none installed", "; ".join(details))
     return CheckResult("services", sum(scores) / len(scores),
                        f"{sum(1 for s in scores if s == 1.0)}/{len(scores)} healthy",
-                       "; ".join(details), " / ".join(recs) or None)
+                       "; ".join(details), " / ".join(recs) or None,
+                       {"healthy": sum(1 for s in scores if s == 1.0),
+                        "installed": len(scores)})
 
 
 def watched_services(cfg: Config) -> tuple[str, ...]:

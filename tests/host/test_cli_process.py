@@ -33,8 +33,8 @@ def test_resources_json_is_live() -> None:
     r = taucg("resources", "--format", "json", "--interval", "0.1", check=False, timeout=60)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert data["memory"]["total"] > 0
-    assert 0.0 <= data["cpu"]["percent"] <= 100.0
+    assert data["memory"]["total_bytes"] > 0
+    assert 0.0 <= data["cpu"]["usage_percent"] <= 100.0
 
 
 def test_bad_option_is_a_usage_error() -> None:

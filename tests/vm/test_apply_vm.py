@@ -126,7 +126,7 @@ def test_dry_run_shows_exactly_the_changed_keys(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "taucg.toml", tiers={"low": {"cpu_weight": 25}})
     r = taucg("apply", "--dry-run", "--format", "json", config=cfg, check=False)
     assert r.returncode == 10, r.stdout + r.stderr
-    plan = json.loads(r.stdout)
+    plan = json.loads(r.stdout)["plan"]
     assert [(p["unit"], p["name"], p["before"], p["after"]) for p in plan["properties"]] == [
         ("tau-low.slice", "CPUWeight", "30", "25")]
     assert [(f["path"], f["action"]) for f in plan["files"]] == [
@@ -321,8 +321,9 @@ def test_status_shows_members_and_limits(systemd: BlockingSystemd, units: Units)
     high = data["tiers"]["high"]
     assert high["applied"] is True
     assert {"unit": svc, "tasks": 1} in high["members"]
-    assert high["effective"]["cpu.weight"] == "400"
-    assert high["configured"]["CPUWeight"] == "400"
+    assert high["effective_files"]["cpu.weight"] == "400"
+    assert high["configured"]["cpu_weight"] == 400
+    assert high["directives"]["CPUWeight"] == "400"
     assert high["drift"] == []
     assert high["zombies"] == 0
     assert data["tiers"]["all"]["applied"] is True

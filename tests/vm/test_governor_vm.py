@@ -317,10 +317,11 @@ def test_cpu_pressure_tightens_normal_then_gives_back_exactly(
     shown = json.loads(taucg("governor", "--format", "json", config=rig.cfg).stdout)
     assert shown["running"] is True
     assert shown["protect"] == ["critical", "high"]
-    assert shown["targets"]["cpu"] == 5.0
+    assert shown["targets_percent"]["cpu"] == 5.0
     assert shown["pooled"] is False and shown["celsius"] is None
     assert "cpu_weight" in shown["tiers"]["normal"]["governed"], shown["tiers"]
-    assert shown["tiers"]["normal"]["configured"]["cpu_weight"] == "100"
+    assert shown["tiers"]["normal"]["configured"]["cpu_weight"] == 100
+    assert isinstance(shown["tiers"]["normal"]["governed"]["cpu_weight"], int)
     assert any(a["kind"] == "tighten" and a["tier"] == "normal" for a in shown["actions"])
     assert "normal" in governor_json(rig.root).get("tiers", {})
     held = shown["tiers"]["normal"]["governed"]

@@ -12,7 +12,7 @@ from taucg.config.schema import Config
 from taucg.faces.cli.common import cli, config_option, format_option
 from taucg.faces.cli.completion import complete_config_file
 from taucg.faces.cli.examples import EPILOGS
-from taucg.faces.render import emit
+from taucg.faces.render import Output, emit, emit_json
 
 # ---------------------------------------------------------------- config ---
 
@@ -43,7 +43,7 @@ def _show(value: Any) -> str:
 @config_option
 @click.pass_context
 def config_cmd(ctx: click.Context, monitoring: bool, resources: bool, recovery: bool,
-               tiers: bool, fmt: str, config_path: str | None) -> None:
+               tiers: bool, fmt: Output, config_path: str | None) -> None:
     """The effective config and each value's source.
 
     Each key is shown with the file that set it, or the built-in default."""
@@ -59,15 +59,21 @@ def config_cmd(ctx: click.Context, monitoring: bool, resources: bool, recovery: 
     emit(fmt, ["KEY", "VALUE", "SOURCE"], rows,
          {"file": cfg.file, "config": shown,
           "sources": {k: source_of(cfg, k) for k, _ in flatten(shown)}},
-         title=f"config: {cfg.file or BUILTIN}")
+         title=f"config: {cfg.file or BUILTIN}", schema="config")
 
 
 @config_cmd.command("check", epilog=EPILOGS["config check"])
 @click.argument("file", type=click.Path(dir_okay=False), shell_complete=complete_config_file)
-def config_check(file: str) -> None:
+@format_option
+def config_check(file: str, fmt: Output) -> None:
     """Validate a config file; exit 2 on problems.
 
-    Every problem in FILE is printed as FILE:LINE: key: why, one per line."""
+    Every problem in FILE is printed as FILE:LINE: key: why, one per line
+    (-o json: a taucg.error/1 document listing them)."""
     cfg: Config = load_config(file)
-    overridden = sum(1 for src in cfg.sources.values() if src == file)
-    click.echo(f"{file}: OK ({overridden} keys set over the built-in default)")
+    overridden = sorted(key for key, src in cfg.sources.items() if src == file)
+    if fmt.resolved == "json":
+        emit_json("config-check", {"file": file, "valid": True,
+                                   "keys_set": len(overridden), "keys": overridden})
+        return
+    click.echo(f"{file}: OK ({len(overridden)} keys set over the built-in default)")

@@ -8,10 +8,32 @@ from typing import Any
 import click
 
 from taucg.config.loading import load as load_config
-from taucg.faces.cli.common import UserError, cli, config_option, format_option
-from taucg.faces.cli.daemon_cmds import DAEMON_NOT_RUNNING, _when
+from taucg.faces.cli.common import (
+    DaemonNotRunningError,
+    UserError,
+    cli,
+    config_option,
+    format_option,
+)
 from taucg.faces.cli.examples import EPILOGS
-from taucg.faces.render import emit, resolve_format
+from taucg.faces.render import Cell, Output, When, emit, emit_json, utc
+
+
+def governor_document(data: dict[str, Any]) -> dict[str, Any]:
+    """The API's governor answer as taucg.governor/1: typed tier values,
+    units in the names, action times in the one format."""
+    shown = {k: v for k, v in data.items() if k not in ("targets", "actions", "tiers")}
+    if data.get("running"):
+        shown["tiers"] = {
+            tier: {"governed": row.get("governed_values", {}),
+                   "configured": row.get("configured_values", {}),
+                   "frozen": row["frozen"]}
+            for tier, row in data["tiers"].items()}
+        shown["targets_percent"] = data["targets"]
+        shown["actions"] = [{"acted_at": utc(a["time"]),
+                             **{k: v for k, v in a.items() if k != "time"}}
+                            for a in data["actions"]]
+    return shown
 
 
 @cli.command("governor", epilog=EPILOGS["governor"])
@@ -19,7 +41,7 @@ from taucg.faces.render import emit, resolve_format
               help="how many recent actions to show")
 @format_option
 @config_option
-def governor_cmd(count: int, fmt: str, config_path: str | None) -> None:
+def governor_cmd(count: int, fmt: Output, config_path: str | None) -> None:
     """The controller's decisions and their reasons.
 
     Pressure against the targets, what each governed tier carries now
@@ -32,16 +54,15 @@ def governor_cmd(count: int, fmt: str, config_path: str | None) -> None:
     try:
         data: dict[str, Any] = call(cfg.daemon.socket_path, "governor", {"count": count})
     except DaemonNotRunning as exc:
-        click.echo(f"taucg: {exc}", err=True)
         state = load_state(cfg)
         if state.get("tiers") or state.get("frozen"):
             click.echo(f"taucg: {state_path(cfg)} records governed settings; the daemon gives "
                        f"them back when it starts: {json.dumps(state)}", err=True)
-        raise click.exceptions.Exit(DAEMON_NOT_RUNNING) from None
+        raise DaemonNotRunningError(str(exc)) from None
     except DaemonError as exc:
         raise UserError(f"the daemon refused governor: {exc}") from None
-    if resolve_format(fmt) == "json":
-        click.echo(json.dumps(data, indent=2))
+    if fmt.resolved == "json":
+        emit_json("governor", governor_document(data))
         return
     if not data.get("running"):
         click.echo(f"governor: off ({data.get('why', 'not running')})")
@@ -58,8 +79,9 @@ def governor_cmd(count: int, fmt: str, config_path: str | None) -> None:
                              for k, v in row["governed"].items()) or "as configured"
         tier_rows.append([tier, "frozen" if row["frozen"] else "running", governed])
     emit(fmt, ["TIER", "STATE", "GOVERNED NOW"], tier_rows, None, title="governed tiers")
-    actions = [[_when(a["time"]), a["kind"], a["tier"], f"{a['key']}: {a['before']} -> "
-                f"{a['after']}", a["reason"]] for a in data["actions"]]
+    actions: list[list[Cell]] = [
+        [When(a["time"]), a["kind"], a["tier"], f"{a['key']}: {a['before']} -> {a['after']}",
+         a["reason"]] for a in data["actions"]]
     if actions:
         emit(fmt, ["TIME", "ACTION", "TIER", "CHANGE", "WHY"], actions, None,
              title="recent actions")

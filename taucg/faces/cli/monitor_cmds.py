@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from taucg.config.loading import load as load_config
 from taucg.config.schema import Config
-from taucg.faces.cli.common import FiniteFloatRange, cli, config_option, format_option
+from taucg.faces.cli.common import (
+    FiniteFloatRange,
+    cli,
+    config_option,
+    format_option,
+    watch_option,
+)
 from taucg.faces.cli.examples import EPILOGS
-from taucg.faces.render import emit, resolve_format
+from taucg.faces.render import Output, emit, emit_json
 
 if TYPE_CHECKING:
     from taucg.model.health import Health
@@ -31,13 +38,12 @@ if TYPE_CHECKING:
               help="thermal zones and hwmon sensors")
 @click.option("--pressure", "want", flag_value="pressure", multiple=True,
               help="pressure stall information")
-@click.option("--watch", type=FiniteFloatRange(0.1, 86400), default=None, metavar="SECONDS",
-              help="refresh every SECONDS until interrupted (JSON: one object per line)")
+@watch_option()
 @click.option("--interval", type=FiniteFloatRange(0.05, 60), default=0.5, show_default=True,
               help="seconds between the two samples that rates come from")
 @format_option
 @config_option
-def resources_cmd(want: tuple[str, ...], watch: float | None, interval: float, fmt: str,
+def resources_cmd(want: tuple[str, ...], watch: float | None, interval: float, fmt: Output,
                   config_path: str | None) -> None:
     """The machine live: CPU, memory, disk, network.
 
@@ -49,25 +55,44 @@ def resources_cmd(want: tuple[str, ...], watch: float | None, interval: float, f
 
     cfg = load_config(config_path)
     sections = [s for s in SECTIONS if s in want] or list(SECTIONS)
-    kind = resolve_format(fmt)
     headers = ["AREA", "ITEM", "VALUE", "NOTE"]
     with Sampler() as sampler:
-        prev, cur = sample_pair(sampler, interval if watch is None else min(interval, watch))
-        while True:
-            rep = build(prev, cur, sections, cfg.resource_monitoring)
-            if watch is not None and kind == "json":
-                click.echo(json.dumps(rep.data, default=str))
+        pair = list(sample_pair(sampler, interval if watch is None else min(interval, watch)))
+
+        def show(out: Output, line: bool) -> None:
+            rep = build(pair[0], pair[1], sections, cfg.resource_monitoring)
+            if line:
+                emit_json("resources", rep.data, line=True)
             else:
-                if watch is not None and kind == "table":
-                    click.echo(f"--- {time.strftime('%H:%M:%S')} ---")
-                emit(kind, headers, rep.rows, rep.data, title="resources")
-            if watch is None:
-                return
-            try:
-                time.sleep(watch)
-            except KeyboardInterrupt:
-                return
-            prev, cur = cur, sampler.system()
+                emit(out, headers, rep.rows, rep.data, title="resources", schema="resources")
+
+        def advance() -> None:
+            pair[:] = [pair[1], sampler.system()]
+
+        _repeat(fmt, watch, show, advance)
+
+
+def _repeat(fmt: Output, watch: float | None, show: Callable[[Output, bool], None],
+            advance: Callable[[], None] = lambda: None) -> None:
+    """Shows once, or with --watch every SECONDS until Ctrl-C: JSON as one
+    document per line, tables under a time line, tab-separated rows under
+    one header line (the first refresh's), so a pipe reads one stream."""
+    if watch is None:
+        show(fmt, False)
+        return
+    json_lines = fmt.resolved == "json"
+    out = fmt
+    try:
+        while True:
+            if fmt.resolved == "table":
+                click.echo(f"--- {time.strftime('%H:%M:%S')} ---")
+            show(out, json_lines)
+            if fmt.resolved == "plain":
+                out = replace(fmt, legend=False)
+            time.sleep(watch)
+            advance()
+    except KeyboardInterrupt:
+        return
 
 
 # ---------------------------------------------------------------- status ---
@@ -76,35 +101,54 @@ def resources_cmd(want: tuple[str, ...], watch: float | None, interval: float, f
 @cli.command("status", epilog=EPILOGS["status"])
 @click.option("--interval", type=FiniteFloatRange(0.05, 60), default=0.5, show_default=True,
               help="seconds between the two samples that rates come from")
+@watch_option()
 @format_option
 @config_option
-def status_cmd(interval: float, fmt: str, config_path: str | None) -> None:
+def status_cmd(interval: float, watch: float | None, fmt: Output,
+               config_path: str | None) -> None:
     """Each tier live: members, use, limits, drift.
 
     Members, CPU, memory, IO, pids, pressure, limit hits, limits and drift
-    from the config, read from cgroupfs directly; no daemon needed.
+    from the config, read from cgroupfs directly; no daemon needed. With
+    --watch, live like systemd-cgtop.
 
     LIMIT HITS: OOM kills, memory.high and memory.max events since the tier
     started, and the time cpu.max throttled it between the two samples."""
     from taucg.faces.status import collect
 
     cfg = load_config(config_path)
-    report = collect(cfg, interval)
-    sampling = report.data["sampling"]
-    every = (f"daemon sampling every {sampling['interval_seconds']:g} s"
-             if sampling["daemon"] and sampling["interval_seconds"] else "no daemon running")
-    emit(fmt, ["TIER", "STATE", "UNITS", "TASKS", "CPU", "MEMORY", "IO R/W", "PSI C/M/I",
-               "ZOMBIES", "LIMIT HITS", "LIMITS"], report.rows, report.data,
-         title=f"tiers ({every})")
+
+    def show(out: Output, line: bool) -> None:
+        report = collect(cfg, interval)
+        if line:
+            emit_json("status", report.data, line=True)
+            return
+        sampling = report.data["sampling"]
+        every = (f"daemon sampling every {sampling['interval_seconds']:g} s"
+                 if sampling["daemon"] and sampling["interval_seconds"]
+                 else "no daemon running")
+        emit(out, ["TIER", "STATE", "UNITS", "TASKS", "CPU", "MEMORY", "IO R/W", "PSI C/M/I",
+                   "ZOMBIES", "LIMIT HITS", "LIMITS"], report.rows, report.data,
+             title=f"tiers ({every})", schema="status")
+
+    _repeat(fmt, watch, show)
 
 
 # ---------------------------------------------------------------- health ---
 
 
-def _show_health(health: Any, detailed: bool, fmt: str) -> None:
-    kind = resolve_format(fmt)
+def health_document(health: Health) -> dict[str, Any]:
+    """The health JSON (taucg.health/1): typed measurements beside the text."""
+    data = health.to_dict()
+    for check in data["checks"]:
+        check["summary"] = check.pop("value")
+    return data
+
+
+def _show_health(health: Any, detailed: bool, fmt: Output) -> None:
+    kind = fmt.resolved
     if kind == "json":
-        click.echo(json.dumps(health.to_dict(), indent=2))
+        emit_json("health", health_document(health))
         return
     verdict = "healthy" if health.healthy else f"ALERT: below the threshold {health.threshold:g}"
     rows = []
@@ -115,8 +159,7 @@ def _show_health(health: Any, detailed: bool, fmt: str) -> None:
             row.append(c.detail)
         rows.append(row)
     headers = ["CHECK", "SCORE", "WEIGHT", "VALUE"] + (["DETAIL"] if detailed else [])
-    emit(kind, headers, rows, health.to_dict(),
-         title=f"health {health.score:.2f} ({verdict})")
+    emit(fmt, headers, rows, None, title=f"health {health.score:.2f} ({verdict})")
     if kind != "table":
         click.echo(f"score\t{health.score:.3f}\t{verdict}")
     for rec in health.recommendations():
@@ -127,7 +170,7 @@ def _show_health(health: Any, detailed: bool, fmt: str) -> None:
 @click.option("--detailed", is_flag=True, help="show what each check looked at")
 @format_option
 @config_option
-def health_cmd(detailed: bool, fmt: str, config_path: str | None) -> None:
+def health_cmd(detailed: bool, fmt: Output, config_path: str | None) -> None:
     """A 0.0-1.0 health score with recommendations.
 
     The score comes from weighted checks.

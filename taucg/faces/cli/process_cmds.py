@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from typing import Any
@@ -12,7 +11,6 @@ import click
 
 from taucg.config.loading import load as load_config
 from taucg.config.schema import TIER_NAMES
-from taucg.config.values import human_bytes
 from taucg.faces.cli.common import (
     UserError,
     audit,
@@ -24,7 +22,7 @@ from taucg.faces.cli.common import (
 )
 from taucg.faces.cli.completion import complete_config_file, complete_pid, complete_tier
 from taucg.faces.cli.examples import EPILOGS
-from taucg.faces.render import emit, resolve_format
+from taucg.faces.render import Bytes, Output, Seconds, emit, emit_json
 
 # ------------------------------------------------------------- processes ---
 
@@ -56,7 +54,7 @@ def _proc_rows(cfg: Any, tier: str | None, critical: bool) -> list[dict[str, Any
             if wanted_units is not None and unit not in wanted_units:
                 continue
             rows.append({"pid": r.pid, "ppid": r.ppid, "user": user_name(uid),
-                         "state": r.state, "threads": r.threads, "rss": r.rss,
+                         "state": r.state, "threads": r.threads, "rss_bytes": r.rss,
                          "cpu_seconds": round(r.cpu_seconds, 2), "tier": t, "unit": unit,
                          "comm": r.comm})
     return rows
@@ -78,6 +76,17 @@ def _tree(rows: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
+def _nested(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tree as JSON: each process with its ``children``; a process
+    whose parent is not listed is a root."""
+    nodes = {r["pid"]: {**r, "children": []} for r in rows}
+    roots: list[dict[str, Any]] = []
+    for r in sorted(rows, key=lambda x: x["pid"]):
+        parent = nodes.get(r["ppid"]) if r["ppid"] != r["pid"] else None
+        (parent["children"] if parent is not None else roots).append(nodes[r["pid"]])
+    return roots
+
+
 @cli.command("processes", epilog=EPILOGS["processes"])
 @click.option("--critical", is_flag=True, help="only the critical units' processes")
 @click.option("--tree", is_flag=True, help="show parent/child structure")
@@ -88,7 +97,7 @@ def _tree(rows: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
               shell_complete=complete_pid)
 @format_option
 @config_option
-def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None, fmt: str,
+def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None, fmt: Output,
                   config_path: str | None) -> None:
     """Processes with their tier and unit.
 
@@ -110,26 +119,28 @@ def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None,
         lines.append(f"currently in tier: {tier_of(f.cgroup) or 'none'} ({f.cgroup})")
         if verdict.tier and not ok:
             lines.append(f"placement would not move it: {reason}")
-        if resolve_format(fmt) == "json":
-            click.echo(json.dumps({"pid": why, "tier": verdict.tier,
-                                   "rule": verdict.rule.index if verdict.rule else None,
-                                   "movable": ok, "reason": reason, "explanation": lines},
-                                  indent=2))
+        if fmt.resolved == "json":
+            emit_json("processes-why", {
+                "pid": why, "tier": verdict.tier,
+                "rule": verdict.rule.index if verdict.rule else None,
+                "current_tier": tier_of(f.cgroup), "cgroup": f.cgroup,
+                "movable": ok, "reason": reason, "explanation": lines})
         else:
             click.echo("\n".join(lines))
         return
     rows = _proc_rows(cfg, tier, critical)
-    if not rows and resolve_format(fmt) != "json":
+    if not rows and fmt.resolved != "json":
         where = (f" of the critical units ({', '.join(cfg.crash_recovery.critical_units)})"
                  if critical else f" in the {tier} tier" if tier else "")
         click.echo(f"no processes{where} are running")
         return
     ordered = _tree(rows) if tree else [(0, r) for r in rows]
-    table = [[str(r["pid"]), str(r["ppid"]), r["user"], r["state"], human_bytes(r["rss"]),
-              f'{r["cpu_seconds"]:.2f}', r["tier"] or "-", r["unit"] or "-",
+    table = [[str(r["pid"]), str(r["ppid"]), r["user"], r["state"], Bytes(r["rss_bytes"]),
+              Seconds(r["cpu_seconds"], 2), r["tier"] or "-", r["unit"] or "-",
               "  " * depth + r["comm"]] for depth, r in ordered]
-    emit(fmt, ["PID", "PPID", "USER", "S", "RSS", "CPU s", "TIER", "UNIT", "COMMAND"], table,
-         [r for _, r in ordered], title="processes")
+    emit(fmt, ["PID", "PPID", "USER", "S", "RSS", "CPU", "TIER", "UNIT", "COMMAND"], table,
+         {"tree": tree, "processes": _nested(rows) if tree else rows}, title="processes",
+         schema="processes")
 
 
 @cli.command("classify", epilog=EPILOGS["classify"])
@@ -138,10 +149,12 @@ def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None,
               help="keep running: place each new process as it execs (proc connector)")
 @format_option
 @config_option
-def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None) -> None:
+def classify_cmd(dry_run: bool, follow: bool, fmt: Output, config_path: str | None) -> None:
     """Place processes into tiers by [[rules]].
 
-    One pass over the running processes; --follow then places each new one."""
+    One pass over the running processes; --follow then places each new one.
+    -o json: one taucg.classify/1 document; with --follow, one
+    taucg.classify-placement/1 document per line instead, as they happen."""
     from taucg.actors.placement import place_by_rules
     from taucg.readers.sampler import EventsUnavailable, Sampler
 
@@ -151,9 +164,15 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
     if not dry_run and os.geteuid() != 0:
         raise UserError("placing processes needs root; use --dry-run to see what would move")
 
+    json_out = fmt.resolved == "json"
+    placements: list[dict[str, Any]] = []
+
     def show(entry: dict[str, Any]) -> None:
-        if resolve_format(fmt) == "json":
-            click.echo(json.dumps(entry))
+        if json_out and follow:
+            emit_json("classify-placement", {"dry_run": dry_run, **entry}, line=True)
+            return
+        if json_out:
+            placements.append(entry)
             return
         what = ("would place" if dry_run else "placed" if entry["placed"] else "not placed")
         if "pinned" in entry:
@@ -191,6 +210,8 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: str, config_path: str | None)
             run_async(run(None))
         else:
             with_systemd(run)
+    if json_out and not follow:
+        emit_json("classify", {"dry_run": dry_run, "placements": placements})
 
 
 @cli.command("run", context_settings={"ignore_unknown_options": True},

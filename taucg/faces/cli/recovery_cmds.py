@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -15,7 +15,7 @@ from taucg.faces.cli import common
 from taucg.faces.cli.common import UserError, audit, cli, config_option, format_option
 from taucg.faces.cli.completion import complete_unit
 from taucg.faces.cli.examples import EPILOGS
-from taucg.faces.render import emit
+from taucg.faces.render import Cell, Output, Seconds, When, emit, emit_json, utc
 
 # -------------------------------------------------------------- recovery ---
 
@@ -27,18 +27,21 @@ from taucg.faces.render import emit
               shell_complete=complete_unit)
 @click.option("--session", "show_session", is_flag=True,
               help="same as 'taucg recovery session'")
-@click.option("--watch", is_flag=True, help="same as 'taucg recovery watch'")
+# --watch means "refresh every N seconds" everywhere else: this older
+# spelling of the watcher stays, hidden, for the scripts that use it.
+@click.option("--watch", is_flag=True, hidden=True, help="same as 'taucg recovery watch'")
 @format_option
 @config_option
 @click.pass_context
 def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None,
-                 show_session: bool, watch: bool, fmt: str, config_path: str | None) -> None:
+                 show_session: bool, watch: bool, fmt: Output, config_path: str | None) -> None:
     """Critical units and their recovery policy.
 
     Also whether systemd or taucg restarts each of them.
 
-    The flags --history, --session and --watch are the older spellings of
-    the subcommands, kept for the documentation that uses them."""
+    The flags --history and --session are the older spellings of the
+    subcommands, kept for the documentation that uses them; the watcher
+    runs as 'taucg recovery watch'."""
     if ctx.invoked_subcommand is not None:
         return
     if show_session:
@@ -51,47 +54,65 @@ def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None,
         _overview(load_config(config_path), fmt)
 
 
-def _overview(cfg: Config, fmt: str) -> None:
+def _overview(cfg: Config, fmt: Output) -> None:
     from taucg.actors.recovery_watcher import unit_overview
 
-    units = common.with_systemd(lambda client: unit_overview(cfg, client), required=False)
+    reachable: list[bool] = []
+
+    async def overview(client: Any) -> list[dict[str, Any]]:
+        reachable.append(client is not None)
+        return await unit_overview(cfg, client)
+
+    units = common.with_systemd(overview, required=False)
     rows = [[u["unit"], str(u.get("state", "?")), u["strategy"], str(u["max_attempts"]),
              str(u.get("systemd_restart", "-")), str(u.get("handled_by", "-"))] for u in units]
     emit(fmt, ["UNIT", "STATE", "STRATEGY", "ATTEMPTS", "RESTART=", "RESTARTED BY"], rows,
          {"units": units, "chain": list(cfg.recovery.chain),
-          "systemd_restart": cfg.recovery.systemd_restart}, title="recovery")
+          "systemd_restart": cfg.recovery.systemd_restart,
+          "systemd_reachable": bool(reachable and reachable[0])}, title="recovery",
+         schema="recovery")
 
 
 @recovery_cmd.command("session", epilog=EPILOGS["recovery session"])
 @format_option
 @config_option
-def session_cmd(fmt: str, config_path: str | None) -> None:
+def session_cmd(fmt: Output, config_path: str | None) -> None:
     """The last session snapshot and state blobs.
 
     The units and their states when the snapshot was taken."""
     from taucg.actors.recovery_state import RecoveryStateError, load_snapshot, state_dir
+    from taucg.faces.render import cell_text
 
     cfg = load_config(config_path)
+    path = state_dir(cfg) / "session.json"
     try:
         snap = load_snapshot(cfg)
     except RecoveryStateError as exc:
         raise UserError(str(exc)) from None
     if snap is None:
-        click.echo(f"no session snapshot yet ({state_dir(cfg) / 'session.json'}); the "
-                   "recovery watcher takes one every 30 s")
+        if fmt.resolved == "json":
+            emit_json("recovery-session", {"path": str(path), "snapshot": None})
+        else:
+            click.echo(f"no session snapshot yet ({path}); the recovery watcher takes one "
+                       "every 30 s")
         return
     rows = [[u, s["active_state"], s["sub_state"]] for u, s in snap["units"].items()]
-    taken = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap["time"]))
     blobs = ", ".join(snap["blobs"]) or "none"
-    emit(fmt, ["UNIT", "STATE", "SUB"], rows, snap,
-         title=f"session snapshot {taken}; state blobs: {blobs}")
+    emit(fmt, ["UNIT", "STATE", "SUB"], rows,
+         {"path": str(path), "snapshot": {
+             "taken_at": utc(snap["time"]),
+             "units": [{"unit": u, "active_state": s["active_state"],
+                        "sub_state": s["sub_state"]} for u, s in snap["units"].items()],
+             "blobs": list(snap["blobs"])}},
+         title=f"session snapshot {cell_text(When(snap['time']))}; state blobs: {blobs}",
+         schema="recovery-session")
 
 
 @recovery_cmd.command("history", epilog=EPILOGS["recovery history"])
 @click.option("--unit", default=None, help="only this unit", shell_complete=complete_unit)
 @format_option
 @config_option
-def history_cmd(unit: str | None, fmt: str, config_path: str | None) -> None:
+def history_cmd(unit: str | None, fmt: Output, config_path: str | None) -> None:
     """Crash history: failures, MTBF, events.
 
     Failures per unit, the mean time between them, the last failure and the
@@ -104,7 +125,10 @@ def history_cmd(unit: str | None, fmt: str, config_path: str | None) -> None:
     cfg = load_config(config_path)
     path = history_path(cfg)
     if not path.exists():
-        click.echo(f"no crash history yet ({path})")
+        if fmt.resolved == "json":
+            emit_json("recovery-history", {"path": str(path), "units": [], "events": []})
+        else:
+            click.echo(f"no crash history yet ({path})")
         return
     try:
         history = CrashHistory(path)
@@ -116,19 +140,22 @@ def history_cmd(unit: str | None, fmt: str, config_path: str | None) -> None:
         events = history.events(wanted, limit=50)
     except StoreError as exc:
         raise UserError(str(exc)) from None
-    data = {"units": [{
-        "unit": s.unit, "failures": s.failures, "first": s.first, "last": s.last,
-        "last_result": s.last_result, "mtbf_seconds": s.mtbf_seconds} for s in stats],
-        "events": [{"time": e.time, "unit": e.unit, "result": e.result,
+    data = {"path": str(path), "units": [{
+        "unit": s.unit, "failures": s.failures, "first_failure_at": utc(s.first),
+        "last_failure_at": utc(s.last), "last_result": s.last_result,
+        "mtbf_seconds": s.mtbf_seconds} for s in stats],
+        "events": [{"failed_at": utc(e.time), "unit": e.unit, "result": e.result,
                     "exit_code": e.exit_code, "signal": e.signal, "attempt": e.attempt,
-                    "action": e.action, "delay": e.delay, "outcome": e.outcome}
+                    "action": e.action, "delay_seconds": e.delay, "outcome": e.outcome}
                    for e in events]}
-    rows = [[s.unit, str(s.failures),
-             "-" if s.mtbf_seconds is None else f"{s.mtbf_seconds:.0f}s",
-             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.last)), s.last_result]
+    rows: list[list[Cell]] = [
+        [s.unit, str(s.failures), Seconds(s.mtbf_seconds), When(s.last), s.last_result]
             for s in stats]
+    if not stats and fmt.resolved != "json":
+        click.echo(f"no crashes recorded{f' for {wanted}' if wanted else ''} ({path})")
+        return
     emit(fmt, ["UNIT", "FAILURES", "MTBF", "LAST FAILURE", "LAST RESULT"], rows, data,
-         title="crash history")
+         title="crash history", schema="recovery-history")
 
 
 @recovery_cmd.command("watch", epilog=EPILOGS["recovery watch"])
@@ -160,8 +187,9 @@ def watch_cmd(config_path: str | None) -> None:
 @recovery_cmd.command("save-state", epilog=EPILOGS["recovery save-state"])
 @click.argument("unit", shell_complete=complete_unit)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@format_option
 @config_option
-def save_state_cmd(unit: str, file: Path, config_path: str | None) -> None:
+def save_state_cmd(unit: str, file: Path, fmt: Output, config_path: str | None) -> None:
     """Keep FILE as UNIT's state blob for recovery.
 
     After a recovery of UNIT, the file is handed back to it."""
@@ -174,21 +202,32 @@ def save_state_cmd(unit: str, file: Path, config_path: str | None) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="UNIT") from None
     dest = save_blob(cfg, name, file)
-    audit(cfg.logging, "save-state", name, after=str(dest), size=file.stat().st_size)
+    size = file.stat().st_size
+    audit(cfg.logging, "save-state", name, after=str(dest), size=size)
+    if fmt.resolved == "json":
+        emit_json("recovery-save-state", {"unit": name, "source": str(file),
+                                          "saved_to": str(dest), "size_bytes": size,
+                                          "handback_path": str(HANDBACK_DIR / name)})
+        return
     click.echo(f"saved {file} for {name} as {dest}; after a recovery it is handed back at "
                f"{HANDBACK_DIR / name}")
 
 
 @recovery_cmd.command("leave-safe-mode", epilog=EPILOGS["recovery leave-safe-mode"])
+@format_option
 @config_option
-def leave_safe_mode_cmd(config_path: str | None) -> None:
+def leave_safe_mode_cmd(fmt: Output, config_path: str | None) -> None:
     """Thaw the tiers that safe mode froze.
 
     Safe mode freezes the Low and Background tiers."""
     from taucg.actors.recovery_watcher import leave_safe_mode
 
+    cfg = load_config(config_path)
     thawed = common.with_systemd(leave_safe_mode)
     if thawed:
-        audit(load_config(config_path).logging, "leave-safe-mode", ", ".join(thawed),
+        audit(cfg.logging, "leave-safe-mode", ", ".join(thawed),
               before="frozen", after="thawed")
+    if fmt.resolved == "json":
+        emit_json("recovery-leave-safe-mode", {"thawed": list(thawed)})
+        return
     click.echo(f"thawed: {', '.join(thawed) or 'nothing was frozen'}")

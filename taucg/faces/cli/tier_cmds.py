@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -10,9 +9,16 @@ from typing import Any
 import click
 
 from taucg.config.loading import load as load_config
-from taucg.faces.cli.common import UserError, cli, config_option, format_option, with_systemd
+from taucg.faces.cli.common import (
+    UserError,
+    cli,
+    config_option,
+    format_option,
+    json_error,
+    with_systemd,
+)
 from taucg.faces.cli.examples import EPILOGS
-from taucg.faces.render import resolve_format
+from taucg.faces.render import Output, emit_json
 
 # ----------------------------------------------------------------- apply ---
 
@@ -28,11 +34,7 @@ def _file_diff(change: Any) -> list[str]:
                                                   n=0) if not line.startswith(("---", "+++"))]
 
 
-def _print_plan(plan: Any, fmt: str) -> None:
-    kind = resolve_format(fmt)
-    if kind == "json":
-        click.echo(json.dumps(plan.to_dict(), indent=2))
-        return
+def _print_plan(plan: Any) -> None:
     for f in plan.files:
         click.echo(f"{f.action:<7} {f.path}")
         for line in _file_diff(f):
@@ -60,7 +62,7 @@ def _print_plan(plan: Any, fmt: str) -> None:
               help="where slice units and drop-ins are written")
 @format_option
 @config_option
-def apply_cmd(dry_run: bool, restart_moved: bool, unit_dir: Path, fmt: str,
+def apply_cmd(dry_run: bool, restart_moved: bool, unit_dir: Path, fmt: Output,
               config_path: str | None) -> None:
     """Make the tier slices match the config.
 
@@ -71,39 +73,45 @@ def apply_cmd(dry_run: bool, restart_moved: bool, unit_dir: Path, fmt: str,
     from taucg.actors import apply as ap
 
     cfg = load_config(config_path)
-    json_out = resolve_format(fmt) == "json"
+    json_out = fmt.resolved == "json"
 
     async def run(client: Any) -> ap.Applied:
         return await ap.apply_config(
             cfg, client, unit_dir=unit_dir, dry_run=dry_run, restart_moved=restart_moved,
-            on_plan=(lambda _plan: None) if json_out else (lambda plan: _print_plan(plan, fmt)))
+            on_plan=(lambda _plan: None) if json_out else _print_plan)
 
     try:
         # Without root, apply_config refuses after preflight: no bus needed to say so.
         done = with_systemd(run, required=not dry_run and os.geteuid() == 0)
     except ap.PreflightError as exc:
-        for p in exc.problems:
-            click.echo(f"taucg: {p}", err=True)
+        if json_out:
+            json_error("preflight found problems; nothing was changed", 2,
+                       [str(p) for p in exc.problems])
+        else:
+            for p in exc.problems:
+                click.echo(f"taucg: {p}", err=True)
         raise click.exceptions.Exit(2) from None
     except ap.ApplyError as exc:
         raise UserError(str(exc)) from None
-    raise click.exceptions.Exit(_report(done, fmt, json_out))
+    raise click.exceptions.Exit(_report(done, json_out))
 
 
-def _report(done: Any, fmt: str, json_out: bool) -> int:
+def _report(done: Any, json_out: bool) -> int:
     """Prints what apply did (or would do); returns the exit status."""
+    if json_out:
+        # One document, dry run or not; preflight problems of a dry run are in it.
+        emit_json("apply", done.to_dict())
     if done.dry_run:
-        _print_plan(done.plan, fmt)
-        if not done.plan.changed and not json_out:
-            click.echo("nothing would change")
-        for p in done.problems:  # shown with the plan; a real apply would stop here
-            click.echo(f"taucg: {p}", err=True)
+        if not json_out:
+            _print_plan(done.plan)
+            if not done.plan.changed:
+                click.echo("nothing would change")
+            for p in done.problems:  # shown with the plan; a real apply would stop here
+                click.echo(f"taucg: {p}", err=True)
         if done.problems:
             return 2
         return DRY_RUN_CHANGES if done.plan.changed else 0
-    if json_out:
-        click.echo(json.dumps(done.to_dict(), indent=2))
-    else:
+    if not json_out:
         click.echo(done.summary)
         if done.restart_needed:
             click.echo(f"restart needed to change tier: {', '.join(done.restart_needed)} "
