@@ -56,6 +56,7 @@ HALF = 0.5
 MEMORY_SQUEEZE = 0.9  # memory.high at 90% of what the tier holds
 RECLAIM_SHARE = 0.05  # memory.reclaim asks for 5% of the tier's usage per step
 IDLE_CPU_PERCENT = 5.0  # protected tiers below this (of one CPU) count as idle
+POOL_RELEASE = 4.0  # pooled CPU goes back once the protected use is this many times idle
 
 
 def governed_tiers(protect: tuple[str, ...]) -> tuple[str, ...]:
@@ -150,6 +151,7 @@ class Governor:
     _pressure_frozen: bool = False
     _full_ticks: int = 0
     _pooled: bool = False
+    _idle_ticks: int = 0  # consecutive reads with the protected tiers idle
     _use: dict[str, float] = field(default_factory=dict)
     _usage: dict[str, int | None] = field(default_factory=dict)
 
@@ -479,7 +481,15 @@ class Governor:
         if not self.cfg.process_management.resource_pooling:
             return
         calm = all(stall.get(r, 0.0) < targets[r] * HALF for r in RESOURCES)
-        idle = protected_cpu is not None and protected_cpu < IDLE_CPU_PERCENT
+        # Hysteresis: pooling starts after react_ticks idle reads and ends
+        # only when the protected tiers use POOL_RELEASE times the idle
+        # level. Without it the daemon's own faster sampling while pooled
+        # (it lives in Critical) unpooled it, and the two flapped each second.
+        use = protected_cpu if protected_cpu is not None else float("inf")
+        self._idle_ticks = self._idle_ticks + 1 if use < IDLE_CPU_PERCENT else 0
+        limit = IDLE_CPU_PERCENT * POOL_RELEASE if self._pooled else IDLE_CPU_PERCENT
+        idle = use < limit and (self._pooled or
+                                self._idle_ticks >= self.cfg.governor.react_ticks)
         capped = [t for t in self.governed if self._policy(t).cpu_quota is not None]
         if not capped:
             return

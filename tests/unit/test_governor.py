@@ -46,12 +46,15 @@ class Series:
         self.celsius = celsius
         self.decisions: list[Decision] = []
 
-    def tick(self, share: float, full: float = 0.0) -> Decision:
+    def tick(self, share: float, full: float = 0.0, protected_cpu: float = 0.0) -> Decision:
+        """protected_cpu: Critical's CPU use this tick, percent of one CPU."""
         self.t += 1.0
         self.totals[self.resource] += share / 100
         self.totals["full"] += full / 100
+        self.totals["critical_cpu"] = self.totals.get("critical_cpu", 0.0) + protected_cpu / 100
         protected = sample(self.t, self.totals["cpu"], self.totals["memory"],
-                           self.totals["io"], mem_full=self.totals["full"])
+                           self.totals["io"], mem_full=self.totals["full"],
+                           cpu_used=self.totals["critical_cpu"])
         lower = sample(self.t, memory=2 * GIB, cpu_used=self.t * 0.5)  # half a CPU each
         readings = {"critical": protected, "high": sample(self.t), "normal": lower,
                     "low": lower, "background": lower}
@@ -210,6 +213,7 @@ def test_temperature_monitoring_off_ignores_heat() -> None:
 def test_pooling_lifts_configured_caps_while_protected_idle() -> None:
     s = Series(CONFIG.replace("resource_pooling = false", "resource_pooling = true"))
     s.tick(0.0)
+    assert not s.tick(0.0).pooled  # one idle read is not yet "idle": react_ticks = 2
     d = s.tick(0.0)
     assert d.pooled and d.settings["background"]["cpu_quota"] == 400.0
     assert "cpu_quota" not in d.settings["low"]  # no configured cap to lift
@@ -217,6 +221,22 @@ def test_pooling_lifts_configured_caps_while_protected_idle() -> None:
     d = s.decisions[-1]
     assert not d.pooled and "cpu_quota" not in d.settings["background"]
     assert ("unpool", "background", "cpu_quota") in kinds([d])
+
+
+def test_pooling_does_not_flap_on_a_little_protected_cpu() -> None:
+    # Seen in the VM: pooled, the daemon (in Critical) sampled faster, used
+    # a few percent more CPU, unpooled, slowed down, pooled: every second.
+    s = Series(CONFIG.replace("resource_pooling = false", "resource_pooling = true"))
+    for _ in range(3):
+        s.tick(0.0)
+    assert s.decisions[-1].pooled
+    for _ in range(10):
+        s.tick(0.0, protected_cpu=12.0)  # above idle (5%), below the release level
+    assert all(d.pooled for d in s.decisions[-10:])
+    assert [k for k in kinds(s.decisions) if k[0] in ("pool", "unpool")] == [
+        ("pool", "background", "cpu_quota")]
+    d = s.tick(0.0, protected_cpu=30.0)  # Critical works: its CPU comes back
+    assert not d.pooled and ("unpool", "background", "cpu_quota") in kinds([d])
 
 
 def test_disabled_governor_and_cores_floor() -> None:

@@ -118,6 +118,21 @@ EPILOGS: dict[str, str] = {
         ("sudo taucg recovery leave-safe-mode --config ./test.toml",
          "audited to the log that config names"),
     ),
+    # -- install
+    "install": _examples(
+        ("sudo taucg install --enable --now", "install, enable and start both units"),
+        ("taucg install --dry-run", "show every file install would write"),
+        ("taucg install --print-units", "the units with this installation's command"),
+    ),
+    "uninstall": _examples(
+        ("sudo taucg uninstall", "remove what install wrote; keep config and history"),
+        ("sudo taucg uninstall --purge", "also remove the config, history and logs"),
+        ("taucg uninstall --dry-run", "show what would be removed"),
+    ),
+    "man": _examples(
+        ("taucg man | man -l -", "read taucg(1) without installing it"),
+        ("taucg man --section 5", "taucg.toml(5), the config reference, as roff"),
+    ),
     # -- governor
     "governor": _examples(
         ("taucg governor", "pressure against targets, governed tiers, the last 20 actions"),

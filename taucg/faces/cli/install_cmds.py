@@ -15,6 +15,7 @@ import click
 
 from taucg import __version__
 from taucg.faces.cli.common import UserError, audit, cli, config_option, with_systemd
+from taucg.faces.cli.examples import EPILOGS
 
 CONFIG = PurePosixPath("/etc/taucg/taucg.toml")
 MAN_DIR = PurePosixPath("/usr/local/share/man")
@@ -53,14 +54,14 @@ def page(section: int) -> str:
     return config_page()
 
 
-@cli.command("man")
+@cli.command("man", epilog=EPILOGS["man"])
 @click.option("--section", type=click.Choice(["1", "5"]), default="1", show_default=True,
               help="1: the commands, taucg(1); 5: the config file, taucg.toml(5)")
 def man_cmd(section: str) -> None:
-    """Print a man page (roff), written from the code as it is now.
+    """Print a man page (roff).
 
-    Read it with 'taucg man | man -l -'; 'taucg install' puts both pages
-    where man looks."""
+    Written from the code as it is now. Read it with 'taucg man | man -l -';
+    'taucg install' puts both pages where man looks."""
     click.echo(page(int(section)), nl=False)
 
 
@@ -156,7 +157,7 @@ def _show(steps: list[Any]) -> None:
         click.echo(str(step))
 
 
-@cli.command("install")
+@cli.command("install", epilog=EPILOGS["install"])
 @click.option("--enable", is_flag=True,
               help="enable taucg-apply.service and taucg.service (started at boot)")
 @click.option("--now", is_flag=True, help="with --enable: start them now too")
@@ -167,8 +168,9 @@ def _show(steps: list[Any]) -> None:
 @config_option
 def install_cmd(enable: bool, now: bool, print_units: bool, root: Path, dry_run: bool,
                 config_path: str | None) -> None:
-    """Install the running taucg on this machine: the systemd units with
-    its absolute command, the man pages taucg(1) and taucg.toml(5), the
+    """Install taucg on this machine.
+
+    The systemd units with its absolute command, the man pages taucg(1) and taucg.toml(5), the
     bash, zsh and fish completions, the /usr/local/bin/taucg link, and
     /etc/taucg/taucg.toml from a commented template when there is none
     (an existing config is never overwritten). Then systemd reloads.
@@ -239,14 +241,16 @@ def install_cmd(enable: bool, now: bool, print_units: bool, root: Path, dry_run:
 # ------------------------------------------------------------ uninstall ---
 
 
-@cli.command("uninstall")
+@cli.command("uninstall", epilog=EPILOGS["uninstall"])
 @click.option("--purge", is_flag=True,
               help="also remove the config, the crash and sample history and the logs")
 @root_option
 @dry_run_option
 @config_option
 def uninstall_cmd(purge: bool, root: Path, dry_run: bool, config_path: str | None) -> None:
-    """Reverse 'taucg install': stop the daemon, remove the units, links,
+    """Reverse 'taucg install'.
+
+    Stop the daemon, remove the units, links,
     man pages and completions it wrote, and return the tiers to systemd's
     defaults (the slices and drop-ins apply wrote, the live settings, the
     empty tier slices stopped). The config and the history stay unless
