@@ -89,8 +89,9 @@ def test_wheel_from_the_sdist_installs_and_samples(sdist: Path, tmp_path: Path) 
     assert version.strip() == f"taucg, version {taucg.__version__}"
 
     out = json.loads(run(bin_dir / "taucg", "resources", "--format", "json", cwd=tmp_path))
-    assert 0.0 <= out["cpu"]["percent"] <= 100.0
-    assert out["memory"]["total"] > 0
+    assert out["schema"] == "taucg.resources/1"
+    assert 0.0 <= out["cpu"]["usage_percent"] <= 100.0
+    assert out["memory"]["total_bytes"] > 0
     # The man pages and units come from the installed package, not the checkout.
     page = run(bin_dir / "taucg", "man", "--section", "1", cwd=tmp_path)
     assert page.startswith(".TH TAUCG 1")
