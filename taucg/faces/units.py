@@ -23,6 +23,22 @@ SERVICE_UNITS = (APPLY_UNIT, DAEMON_UNIT)
 SHIPPED_EXEC = "/usr/local/bin/taucg"
 _MARK = "@EXEC_START@"
 
+# What both services do without: privilege gain, kernel and clock
+# tunables, W+X memory, realtime, SUID files. Each unit adds its own.
+_HARDENING = """\
+NoNewPrivileges=yes
+ProtectKernelModules=yes
+ProtectKernelTunables=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+"""
+
 APPLY_SERVICE = """\
 # Applies the taucg tier slices at boot, before the services that use them.
 [Unit]
@@ -57,18 +73,8 @@ IPAddressDeny=any
 RestrictAddressFamilies=AF_UNIX
 # Root's uid is what systemd checks on the bus; no capability is needed.
 CapabilityBoundingSet=
-NoNewPrivileges=yes
 ProtectProc=invisible
-ProtectKernelModules=yes
-ProtectKernelTunables=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-LockPersonality=yes
-MemoryDenyWriteExecute=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
+@HARDENING@
 RestrictNamespaces=yes
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
@@ -130,17 +136,7 @@ ProtectHome=read-only
 PrivateTmp=yes
 # Sensors are read from /sys; no device node is needed.
 PrivateDevices=yes
-NoNewPrivileges=yes
-ProtectKernelModules=yes
-ProtectKernelTunables=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-LockPersonality=yes
-MemoryDenyWriteExecute=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
+@HARDENING@
 # The daemon creates no namespace: `taucg run --isolate` does, in the
 # caller's process, not here.
 RestrictNamespaces=yes
@@ -170,6 +166,9 @@ CapabilityBoundingSet=CAP_KILL CAP_NET_ADMIN CAP_CHOWN
 WantedBy=multi-user.target
 """
 
+
+APPLY_SERVICE = APPLY_SERVICE.replace("@HARDENING@\n", _HARDENING)
+DAEMON_SERVICE = DAEMON_SERVICE.replace("@HARDENING@\n", _HARDENING)
 
 def service_units(exec_start: str) -> dict[str, str]:
     """Unit name -> text, with ``exec_start`` (an absolute command, already

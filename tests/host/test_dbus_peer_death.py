@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,47 +18,15 @@ from typing import Any
 import pytest
 
 from taucg.actors.systemd_dbus import Systemd, SystemdUnavailable
-
-CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-    <allow user="*"/>
-  </policy>
-</busconfig>
-"""
+from tests.support.private_bus import dbus_daemon
 
 
 @pytest.fixture
 def private_bus(tmp_path: Path,
                 monkeypatch: pytest.MonkeyPatch) -> Iterator[subprocess.Popen[bytes]]:
-    daemon = shutil.which("dbus-daemon")
-    if daemon is None:
-        pytest.skip("needs dbus-daemon (Debian package dbus-daemon; "
-                    "scripts/setup --vm installs it)")
-    sock = tmp_path / "bus"
-    conf = tmp_path / "system.conf"
-    conf.write_text(CONFIG.format(socket=sock))
-    proc = subprocess.Popen([daemon, f"--config-file={conf}", "--nofork"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while not sock.exists():
-            assert proc.poll() is None, f"dbus-daemon exited with {proc.returncode}"
-            assert time.monotonic() < deadline, "dbus-daemon never made its socket"
-            time.sleep(0.05)
-        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={sock}")
+    with dbus_daemon(tmp_path) as (address, proc):
+        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", address)
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
 
 
 def test_a_peer_killed_mid_session_gives_unavailable_and_no_orphaned_futures(

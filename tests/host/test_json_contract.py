@@ -24,6 +24,7 @@ from tests.support.cli import taucg, taucg_argv
 from tests.support.configs import private_paths, write_config
 from tests.support.fake_systemd import FakeSystemd
 from tests.support.json_contract import UTC_TIME, error_document, one_document, validate
+from tests.support.waiting import wait_for
 
 # tau-monitor from this checkout (the venv's script may belong to another one).
 TAU_MONITOR = [sys.executable, "-c", "import sys; sys.argv[0] = 'tau-monitor'\n"
@@ -278,17 +279,6 @@ def daemon(start_daemon: Any) -> Any:
     # Every memory sample is over a 0% threshold: alerts to show.
     return start_daemon(resource_monitoring={"interval_seconds": 1,
                                             "memory_threshold_percent": 0.0})
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.25)
 
 
 def test_daemon_commands_with_a_daemon(daemon: Any) -> None:

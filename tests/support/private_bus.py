@@ -40,6 +40,13 @@ CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configurat
 def private_system_bus(root: Path) -> Iterator[str]:
     """A dbus-daemon on a socket under root; yields its address, the value
     for DBUS_SYSTEM_BUS_ADDRESS."""
+    with dbus_daemon(root) as (address, _proc):
+        yield address
+
+
+@contextmanager
+def dbus_daemon(root: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """private_system_bus, with the daemon's process (the test's own, to kill)."""
     daemon = shutil.which("dbus-daemon")
     if daemon is None:
         pytest.skip("needs dbus-daemon (Debian package dbus-daemon; "
@@ -55,7 +62,7 @@ def private_system_bus(root: Path) -> Iterator[str]:
             assert proc.poll() is None, f"dbus-daemon exited with {proc.returncode}"
             assert time.monotonic() < deadline, "dbus-daemon never made its socket"
             time.sleep(0.05)
-        yield f"unix:path={sock}"
+        yield f"unix:path={sock}", proc
     finally:
         if proc.poll() is None:
             proc.kill()

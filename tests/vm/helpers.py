@@ -9,15 +9,15 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import pytest
 
 from taucg.actors.systemd_dbus import UNIT, JobFailed, SystemdError
 from tests.support.blocking_systemd import BlockingSystemd
+from tests.support.waiting import wait_for
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -52,18 +52,6 @@ def cgroup_dir(systemd: BlockingSystemd, unit: str) -> Path:
     group = systemd.get_property(unit, "ControlGroup", interface)
     assert group, f"{unit} has no control group (is it running?)"
     return CGROUP_ROOT / str(group).lstrip("/")
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Polls until predicate() is truthy; fails naming what never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.25)
 
 
 def unit_state(systemd: BlockingSystemd, unit: str) -> str:
