@@ -501,7 +501,10 @@ class RecoveryWatcher:
     async def enter_safe_mode(self) -> str:
         if self.cfg.recovery.safe_mode == "isolate":
             target = self.cfg.recovery.safe_mode_target
-            await self.client.start(target, mode="isolate")
+            # Isolating stops every other unit, which can take longer than a
+            # D-Bus call's usual patience: the recovery's own timeout.
+            await self.client.start(target, mode="isolate",
+                                    timeout=self.cfg.crash_recovery.recovery_timeout_seconds)
             self.safe_mode = True
             return f"isolated {target}"
         frozen = []
