@@ -325,6 +325,14 @@ def test_cpu_pressure_tightens_normal_then_gives_back_exactly(
     assert any(a["kind"] == "tighten" and a["tier"] == "normal" for a in shown["actions"])
     assert "normal" in governor_json(rig.root).get("tiers", {})
     held = shown["tiers"]["normal"]["governed"]
+    # An apply from the command line now leaves the governor's key alone:
+    # the plan names it as held and does not set it back.
+    plan = json.loads(taucg("apply", "--dry-run", "--format", "json", config=rig.cfg,
+                            check=False).stdout)
+    assert any("tau-normal.slice: CPUWeight held by the governor" in n
+               for n in plan["plan"]["notes"]), plan["plan"]["notes"]
+    assert not [p for p in plan["plan"]["properties"]
+                if p["unit"] == "tau-normal.slice" and p["name"] == "CPUWeight"], plan
 
     stop_service(systemd, hogs)
     stop_service(systemd, probe)  # the daemon's own load would keep Critical stalled

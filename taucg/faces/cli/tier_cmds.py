@@ -78,6 +78,7 @@ def apply_cmd(dry_run: bool, restart_moved: bool, unit_dir: Path, fmt: Output,
     async def run(client: Any) -> ap.Applied:
         return await ap.apply_config(
             cfg, client, unit_dir=unit_dir, dry_run=dry_run, restart_moved=restart_moved,
+            held=_governor_holds(cfg),
             on_plan=(lambda _plan: None) if json_out else _print_plan)
 
     try:
@@ -94,6 +95,23 @@ def apply_cmd(dry_run: bool, restart_moved: bool, unit_dir: Path, fmt: Output,
     except ap.ApplyError as exc:
         raise UserError(str(exc)) from None
     raise click.exceptions.Exit(_report(done, json_out))
+
+
+def _governor_holds(cfg: Any) -> dict[str, frozenset[str]]:
+    """What a running daemon's governor holds at runtime (slice -> keys), so
+    an apply from the command line leaves it to the governor, as the
+    daemon's own apply does; nothing when no daemon answers."""
+    from taucg.faces.socket_client import DaemonError, DaemonNotRunning, call
+    from taucg.model.tiers import slice_name
+
+    try:
+        data = call(cfg.daemon.socket_path, "governor", timeout=10)
+    except (DaemonNotRunning, DaemonError, OSError):
+        return {}
+    if not isinstance(data, dict) or not data.get("running"):
+        return {}
+    return {slice_name(tier): frozenset(row.get("governed", {}))
+            for tier, row in data.get("tiers", {}).items() if row.get("governed")}
 
 
 def _report(done: Any, json_out: bool) -> int:
