@@ -41,8 +41,18 @@ from taucg.model.tiers import slice_name
 TAKE_OVER_DIR = Path("/run/systemd/system")
 SAFE_MODE_FROZEN = tuple(slice_name(t) for t in TIER_NAMES[3:])  # low, background
 # The Results that mean a crash (systemd.exec(5) / org.freedesktop.systemd1(5)).
-CRASH_RESULTS = {"exit-code", "signal", "core-dump", "oom-kill", "watchdog", "timeout",
-                 "start-limit-hit", "resources", "protocol"}
+# Which failed results each Restart= value restarts (systemd.service(5),
+# "Table 2. Exit causes and the effect of the Restart= settings"); an
+# OOM kill is an unclean signal. RestartPreventExitStatus= is not read.
+_UNCLEAN = frozenset({"signal", "core-dump", "oom-kill"})
+RESTART_COVERS: dict[str, frozenset[str]] = {
+    "always": frozenset({"exit-code", "timeout", "watchdog"}) | _UNCLEAN,
+    "on-failure": frozenset({"exit-code", "timeout", "watchdog"}) | _UNCLEAN,
+    "on-abnormal": frozenset({"timeout", "watchdog"}) | _UNCLEAN,
+    "on-abort": _UNCLEAN,
+    "on-watchdog": frozenset({"watchdog"}),
+    "on-success": frozenset(),
+}
 
 
 def watched_units(cfg: Config) -> list[str]:
@@ -409,10 +419,10 @@ class RecoveryWatcher:
         now = time.time()
         own_restart = str(svc.get("Restart", "no"))
         if own_restart != "no" and self.cfg.recovery.systemd_restart == "defer":
-            # systemd passes through "failed" on its way to auto-restart; read
-            # afresh, a unit still failed is one its Restart= gave up on
-            # (start-limit-hit, or a failure the policy does not cover).
-            if str(await self.client.get_property(unit, "ActiveState")) != "failed":
+            # systemd restarts what its Restart= covers until the start limit;
+            # a unit it gave up on (start-limit-hit, or a result the policy
+            # does not cover) would otherwise stay down.
+            if result != "start-limit-hit" and result in RESTART_COVERS.get(own_restart, ()):
                 self.history.record(CrashEvent(now, unit, result, exit_code, sig, 0,
                                                "deferred-to-systemd", f"Restart={own_restart}"))
                 return None

@@ -257,10 +257,7 @@ def test_notify_admin_without_journald_falls_back_to_stdout(
 def test_unit_with_its_own_restart_is_deferred_to_systemd(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rig = Rig(tmp_path, monkeypatch, 'default_strategy = "restart"', restart="always")
-    # systemd's auto-restart: "failed" in the signal, "activating" by the time
-    # anyone asks.
-    rig.fake.set_state(UNIT, "activating", emit=False)
-    asyncio.run(rig.fail())
+    asyncio.run(rig.fail())  # exit-code: Restart=always restarts it
 
     assert rig.fake.mutations() == []
     assert rig.history.events(UNIT) == [CrashEvent(T0, UNIT, "exit-code", 3, None, 0,
@@ -283,6 +280,15 @@ def test_a_unit_whose_own_restart_gave_up_is_recovered_by_taucg(
     assert rig.rows() == [(1, "restart", "restarted", 0.0)]
     assert any("systemd's Restart=on-failure gave up (start-limit-hit)" in m
                for m in rig.logs), rig.logs
+
+
+def test_a_failure_its_own_restart_does_not_cover_is_recovered_by_taucg(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Restart=on-abort restarts after unclean signals only; this one exited 3.
+    rig = Rig(tmp_path, monkeypatch, 'default_strategy = "restart"', restart="on-abort")
+    asyncio.run(rig.fail())
+    assert Call("restart", (UNIT, "replace")) in rig.fake.mutations()
+    assert rig.rows() == [(1, "restart", "restarted", 0.0)]
 
 
 def test_take_over_turns_off_systemds_restart_and_recovers(

@@ -71,6 +71,9 @@ def clean_machine(systemd: BlockingSystemd) -> Iterator[dict[str, str]]:
     kept = {p: Path(str(p)).read_text() for p in tier_leftovers(Path("/"))}
     for path in kept:
         Path(str(path)).unlink()
+        # Its drop-in directory too, once empty: uninstall removes those.
+        with contextlib.suppress(OSError):
+            Path(str(path)).parent.rmdir()
     if kept:
         systemd.reload()
     config_before = CONFIG.read_text() if CONFIG.exists() else None

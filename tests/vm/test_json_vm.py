@@ -94,9 +94,10 @@ def test_recovery_units_over_dbus_and_leave_safe_mode(private: Path) -> None:
 
 
 def test_classify_dry_run_lists_a_scope_process(tmp_path: Path, units: Units) -> None:
-    cfg = write_config(tmp_path / "taucg.toml", **private_paths(tmp_path),
-                       rules=[{"comm": "sleep", "unit": "taucg-test-json-*", "tier": "low"}])
     scope = units.name("json-prey", "scope")
+    # `unit` matches one unit exactly (no globs): this test's own scope.
+    cfg = write_config(tmp_path / "taucg.toml", **private_paths(tmp_path),
+                       rules=[{"comm": "sleep", "unit": scope, "tier": "low"}])
     p = subprocess.Popen(["systemd-run", "--quiet", "--scope", "--unit", scope,
                           "/bin/sleep", "600"])
     try:

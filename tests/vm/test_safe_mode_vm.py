@@ -128,6 +128,3 @@ def test_isolate_stops_the_rest_and_the_daemon_survives(systemd: BlockingSystemd
                                     if f"isolated {SAFE}" in str(r.get("after"))], 120,
                            "the recovery audit record of the isolate")
         assert records[0]["target"] == CRASHY
-        journal = subprocess.run(["journalctl", "-u", DAEMON_UNIT, "--no-pager", "-o", "cat"],
-                                 capture_output=True, text=True, check=False).stdout
-        assert f"isolated {SAFE}" in journal, journal[-3000:]

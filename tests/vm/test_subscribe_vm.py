@@ -59,6 +59,7 @@ def test_a_subscriber_hears_the_recovery_of_a_real_crash(systemd: BlockingSystem
                         governor={"enabled": False}, health_checking={"enabled": False})
     d = Daemon(cfg, tmp_path)
     d.start()
+    d.wait_ready()
     try:
         wait_for(lambda: any("ready: following" in r["message"] for r in
                              d.ask("logs.recent", count=500, level="warning")), 240,
