@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
 
 from taucg.readers.sampler import Sampler
-from taucg.readers.samples import PAGE_SIZE
+from taucg.readers.samples import PAGE_SIZE, ProcessSample
+from tests.support.waiting import wait_for
 
 
 def _by_pid(records: list, pid: int):  # type: ignore[no-untyped-def]
@@ -24,17 +24,23 @@ def _fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def _rss_at_least(sampler: Sampler, pid: int, size: int) -> ProcessSample | None:
+    r = _by_pid(sampler.processes(), pid)
+    return r if r.rss >= size else None
+
+
 def test_busy_child_utime_grows_and_rss_matches_psutil() -> None:
-    code = ("x = bytearray(64 << 20)\nimport time\nend = time.time() + 30\n"
-            "while time.time() < end: pass")
+    # Busy until the test kills it; growth is waited for in CPU seconds,
+    # which a loaded machine hands out slowly.
+    code = "x = bytearray(64 << 20)\nwhile True: pass"
     child = subprocess.Popen([sys.executable, "-c", code])
     try:
         sampler = Sampler()
-        time.sleep(0.3)
-        first = _by_pid(sampler.processes(), child.pid)
-        time.sleep(0.5)
-        second = _by_pid(sampler.processes(), child.pid)
-        assert second.user_seconds - first.user_seconds >= 0.2
+        first = wait_for(lambda: _rss_at_least(sampler, child.pid, 64 << 20), 120,
+                         "the child's 64 MiB to be resident")
+        second = wait_for(
+            lambda: (r := _by_pid(sampler.processes(), child.pid)).user_seconds
+            - first.user_seconds >= 0.2 and r, 120, "0.2 s more of the child's user time")
         assert second.start_seconds == first.start_seconds
         assert not second.is_new
         assert second.ppid == os.getpid()
@@ -51,7 +57,7 @@ def test_busy_child_utime_grows_and_rss_matches_psutil() -> None:
 def test_comm_with_spaces_and_parens() -> None:
     name = "a b) (c)"
     code = ("import sys, time\nopen('/proc/self/comm', 'w').write(sys.argv[1])\n"
-            "print('ready', flush=True)\ntime.sleep(30)")
+            "print('ready', flush=True)\nimport signal\nwhile True: signal.pause()")
     child = subprocess.Popen([sys.executable, "-c", code, name], stdout=subprocess.PIPE,
                              text=True)
     try:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 from taucg.actors.zombies import ZombieReaper, find_zombies
 from taucg.readers.sampler import Sampler
 from taucg.readers.samples import ProcessSample
+from tests.support.waiting import wait_for
 
 # Forks a child that exits at once, so the child is a zombie until this
 # parent reaps it. "reaps" arms a SIGCHLD handler only after the child's
@@ -23,10 +23,14 @@ signal.signal(signal.SIGCHLD, on_chld)
 pid = os.fork()
 if pid == 0:
     os._exit(0)
-time.sleep(0.5)
+# Armed only once the child is a zombie: its own SIGCHLD has passed, so the
+# one that reaps it is taucg's (a fixed wait raced on a loaded machine).
+while open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+    time.sleep(0.01)
 armed = sys.argv[1] == "reaps"
 print(pid, flush=True)
-time.sleep(60)
+while True:
+    signal.pause()
 """
 
 
@@ -50,9 +54,10 @@ def test_zombies_found_reaped_on_sigchld_and_stubborn_parent_reported() -> None:
         signaled, stubborn = reaper.sweep(sampler.processes(), now=100.0)
         assert sorted(signaled) == sorted(ours)
         assert stubborn == []
-        time.sleep(0.3)
+        # Reaped on our SIGCHLD:
+        wait_for(lambda: z1 not in {z.pid for z in find_zombies(sampler.processes())}, 60,
+                 "the reaping parent to reap on taucg's SIGCHLD")
         left = {z.pid for z in find_zombies(sampler.processes())}
-        assert z1 not in left  # reaped on our SIGCHLD
         assert z2 in left
         _, stubborn = reaper.sweep(sampler.processes(), now=101.5)
         assert [s.pid for s in stubborn] == [never.pid]
