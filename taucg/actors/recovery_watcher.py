@@ -421,8 +421,12 @@ class RecoveryWatcher:
         if own_restart != "no" and self.cfg.recovery.systemd_restart == "defer":
             # systemd restarts what its Restart= covers until the start limit;
             # a unit it gave up on (start-limit-hit, or a result the policy
-            # does not cover) would otherwise stay down.
-            if result != "start-limit-hit" and result in RESTART_COVERS.get(own_restart, ()):
+            # does not cover) would otherwise stay down. Read after Result: a
+            # unit no longer failed was restarted meanwhile (its Result then
+            # is the new run's), which is systemd's doing too.
+            covered = result != "start-limit-hit" and result in RESTART_COVERS.get(own_restart,
+                                                                                    ())
+            if covered or str(await self.client.get_property(unit, "ActiveState")) != "failed":
                 self.history.record(CrashEvent(now, unit, result, exit_code, sig, 0,
                                                "deferred-to-systemd", f"Restart={own_restart}"))
                 return None

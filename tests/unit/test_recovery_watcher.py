@@ -291,6 +291,18 @@ def test_a_failure_its_own_restart_does_not_cover_is_recovered_by_taucg(
     assert rig.rows() == [(1, "restart", "restarted", 0.0)]
 
 
+def test_a_unit_systemd_restarted_before_the_read_is_left_to_systemd(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seen in the VM with RestartSec=0: by the time the watcher reads, systemd
+    # has restarted the unit; its Result is the new run's "success".
+    rig = Rig(tmp_path, monkeypatch, 'default_strategy = "restart"', restart="on-failure")
+    rig.fake.units[UNIT].props[SERVICE]["Result"] = "success"
+    rig.fake.set_state(UNIT, "activating", emit=False)
+    asyncio.run(rig.fail())
+    assert rig.fake.mutations() == []
+    assert [e.action for e in rig.history.events(UNIT)] == ["deferred-to-systemd"]
+
+
 def test_take_over_turns_off_systemds_restart_and_recovers(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(recovery_watcher, "TAKE_OVER_DIR", tmp_path / "run")
