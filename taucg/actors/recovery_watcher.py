@@ -143,6 +143,8 @@ class RecoveryWatcher:
     ``RecoveryWatcher.open`` and run it with ``serve``; the CLI's watcher and
     the daemon's worker are the same object."""
 
+    DEFER_RECHECK_SECONDS = 5.0  # after systemd's RestartSec, before "it gave up"
+
     def __init__(self, cfg: Config, client: Systemd, history: CrashHistory,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  log: Callable[[str], None] = lambda _m: None,
@@ -161,6 +163,8 @@ class RecoveryWatcher:
         self._paths = {unit_path(u): u for u in self.units}
         self._busy: set[str] = set()
         self._failed_again: set[str] = set()
+        self._gave_up: set[str] = set()  # still failed after systemd's restart delay
+        self._rechecks: set[asyncio.Task[None]] = set()
         self.outcomes: deque[tuple[str, Outcome]] = deque(maxlen=OUTCOMES_KEPT)
         self._stable_timers: dict[str, asyncio.Task[None]] = {}
         # What a previous run knew: safe mode, and each unit's attempts in its
@@ -409,6 +413,22 @@ class RecoveryWatcher:
         finally:
             self._busy.discard(unit)
 
+    async def _after_deferral(self, unit: str, delay: float, restarts: int) -> None:
+        """Still failed, and not restarted again, once systemd's restart
+        delay has passed: it gave up. (A unit systemd keeps restarting shows
+        a higher NRestarts; its newer deferral looks again itself.)"""
+        try:
+            await asyncio.sleep(delay)
+            if unit in self._busy:
+                return
+            now = int(await self.client.get_property(unit, "NRestarts", SERVICE) or 0)
+            if now == restarts and \
+                    str(await self.client.get_property(unit, "ActiveState")) == "failed":
+                self._gave_up.add(unit)
+                await self.on_state(unit, "failed")
+        except (SystemdError, OSError) as exc:
+            self.log(f"cannot look at {unit} again: {exc}")
+
     async def on_failure(self, unit: str) -> Outcome | None:
         svc = await self.client.properties(unit, SERVICE) if unit.endswith(".service") else {}
         result = str(svc.get("Result", "unknown"))
@@ -426,9 +446,20 @@ class RecoveryWatcher:
             # is the new run's), which is systemd's doing too.
             covered = result != "start-limit-hit" and result in RESTART_COVERS.get(own_restart,
                                                                                     ())
-            if covered or str(await self.client.get_property(unit, "ActiveState")) != "failed":
+            gave_up = unit in self._gave_up
+            self._gave_up.discard(unit)
+            if not gave_up and (covered or str(await self.client.get_property(
+                    unit, "ActiveState")) != "failed"):
                 self.history.record(CrashEvent(now, unit, result, exit_code, sig, 0,
                                                "deferred-to-systemd", f"Restart={own_restart}"))
+                # systemd may give up without a state change taucg sees (a
+                # crash and the start limit in one step): look again once its
+                # restart delay has passed.
+                delay = int(svc.get("RestartUSec", 0) or 0) / 1e6 + self.DEFER_RECHECK_SECONDS
+                task = asyncio.get_running_loop().create_task(
+                    self._after_deferral(unit, delay, int(svc.get("NRestarts", 0) or 0)))
+                self._rechecks.add(task)  # the loop keeps only a weak reference
+                task.add_done_callback(self._rechecks.discard)
                 return None
             self.log(f"{unit}: systemd's Restart={own_restart} gave up ({result}); taucg "
                      "recovers it")

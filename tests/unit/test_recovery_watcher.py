@@ -303,6 +303,39 @@ def test_a_unit_systemd_restarted_before_the_read_is_left_to_systemd(
     assert [e.action for e in rig.history.events(UNIT)] == ["deferred-to-systemd"]
 
 
+def test_a_deferred_unit_still_failed_after_the_restart_delay_is_recovered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The crash and the start limit in one step: one "failed" signal with a
+    # covered Result, then nothing. Still failed and never restarted once
+    # systemd's delay has passed: taucg takes it.
+    monkeypatch.setattr(RecoveryWatcher, "DEFER_RECHECK_SECONDS", 0.0)
+    rig = Rig(tmp_path, monkeypatch, 'default_strategy = "restart"', restart="on-failure")
+
+    async def scenario() -> None:
+        await rig.fail()
+        await until(lambda: rig.fake.calls_of("restart") != [] and not rig.watcher._busy)
+
+    asyncio.run(scenario())
+    assert [e.action for e in rig.history.events(UNIT)] == ["deferred-to-systemd", "restart"]
+    assert rig.fake.mutations() == [Call("reset_failed", (UNIT,)),
+                                    Call("restart", (UNIT, "replace"))]
+
+
+def test_a_deferred_unit_systemd_restarts_again_is_not_taken(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(RecoveryWatcher, "DEFER_RECHECK_SECONDS", 0.0)
+    rig = Rig(tmp_path, monkeypatch, 'default_strategy = "restart"', restart="on-failure")
+
+    async def scenario() -> None:
+        await rig.fail()
+        rig.fake.units[UNIT].props[SERVICE]["NRestarts"] = 1  # systemd restarted it
+        for _ in range(50):
+            await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    assert rig.fake.mutations() == []
+
+
 def test_take_over_turns_off_systemds_restart_and_recovers(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(recovery_watcher, "TAKE_OVER_DIR", tmp_path / "run")
