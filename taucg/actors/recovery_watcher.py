@@ -461,6 +461,8 @@ class RecoveryWatcher:
                 self._rechecks.add(task)  # the loop keeps only a weak reference
                 task.add_done_callback(self._rechecks.discard)
                 return None
+            if gave_up:  # the Result now, not the crash's: start-limit-hit, typically
+                result = str(await self.client.get_property(unit, "Result", SERVICE))
             self.log(f"{unit}: systemd's Restart={own_restart} gave up ({result}); taucg "
                      "recovers it")
             # A unit at its start limit refuses every start until this.
