@@ -346,7 +346,10 @@ def test_a_unit_whose_own_restart_gave_up_is_recovered(systemd: BlockingSystemd,
                  "taucg's restart after systemd gave up")
         assert unit_state(systemd, crashy) == "active"
         recovered = next(r for r in rows(db) if r.outcome == "restarted")
-        assert (recovered.action, recovered.result) == ("restart_with_delay", "start-limit-hit")
+        # Seen in the VM (systemd 252): a unit stopped by its start limit
+        # during auto-restart keeps the crash's Result (signal).
+        assert recovered.action == "restart_with_delay", recovered
+        assert recovered.result in ("signal", "start-limit-hit"), recovered
     finally:
         stop(p)
 
