@@ -40,7 +40,6 @@ from taucg.model.tiers import slice_name
 
 TAKE_OVER_DIR = Path("/run/systemd/system")
 SAFE_MODE_FROZEN = tuple(slice_name(t) for t in TIER_NAMES[3:])  # low, background
-# The Results that mean a crash (systemd.exec(5) / org.freedesktop.systemd1(5)).
 # Which failed results each Restart= value restarts (systemd.service(5),
 # "Table 2. Exit causes and the effect of the Restart= settings"); an
 # OOM kill is an unclean signal. RestartPreventExitStatus= is not read.
