@@ -68,9 +68,11 @@ class Settings:
     cgroup: str | None = None
 
     def over(self, base: Settings) -> Settings:
-        """These settings, with base filling the ones not given."""
-        return Settings(*(getattr(self, k) if getattr(self, k) is not None
-                          else getattr(base, k) for k in _SETTING_KEYS))
+        """These settings, with base filling the ones not given. The idle IO
+        class has no levels, so a type's ionice does not survive it."""
+        out = Settings(*(getattr(self, k) if getattr(self, k) is not None
+                         else getattr(base, k) for k in _SETTING_KEYS))
+        return replace(out, ionice=None) if out.ioclass == "idle" else out
 
     def given(self) -> dict[str, int | str]:
         return {k: v for k in _SETTING_KEYS if (v := getattr(self, k)) is not None}

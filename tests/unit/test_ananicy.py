@@ -93,11 +93,11 @@ def test_types_from_another_file_fill_what_the_rule_leaves(
     tree = load_tree([root])
     rule = next(r for r in tree.rules if r.name == "taucg-anaprey")
     assert rule.type == "Heavy_CPU"
-    # The rule's own nice and ioclass win; the type's ionice would clash with
-    # ioclass idle, so the merged view keeps the rule's class with its level.
+    # The rule's own nice and ioclass win; the type's ionice (6) has no
+    # meaning in the rule's idle class, so it is dropped.
     assert rule.settings.nice == 12 and rule.settings.oom_score_adj == 555
     assert rule.settings.ioclass == "idle"
-    assert rule.own.ionice is None
+    assert rule.own.ionice is None and rule.settings.ionice is None
     assert rule.type_source is not None and rule.type_source.file.endswith("ours.types")
     assert rule.cpu_quota == 30.0
     assert rule.cgroup_source is not None
