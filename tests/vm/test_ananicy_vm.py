@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,15 @@ from tests.support.ananicy_corpus import Expect, add_rule, write_corpus
 from tests.support.blocking_systemd import BlockingSystemd
 from tests.support.cli import taucg
 
-from .helpers import CGROUP_ROOT, DAEMON_CONFIG, DAEMON_UNIT, Units, installed_daemon, wait_for
+from .helpers import (
+    CGROUP_ROOT,
+    DAEMON_CONFIG,
+    DAEMON_UNIT,
+    ROOT,
+    Units,
+    installed_daemon,
+    wait_for,
+)
 
 # /etc: readable by the hardened service (ProtectSystem=strict keeps it
 # read-only, PrivateTmp would hide /tmp).
@@ -69,7 +78,11 @@ def tree() -> Iterator[Expect]:
 
 @pytest.fixture(scope="module")
 def daemon(systemd: BlockingSystemd, tree: Expect) -> Iterator[Expect]:
-    with installed_daemon(systemd, CONFIG):
+    # This checkout's code, whatever the venv's entry script points at (a
+    # worktree shares its venv, whose editable install names another tree).
+    dropin = (f"ExecStart=\nExecStart={sys.executable} -m taucg daemon\n"
+              f"Environment=PYTHONPATH={ROOT}\nWorkingDirectory={ROOT}\n")
+    with installed_daemon(systemd, CONFIG, dropin):
         yield tree
 
 
