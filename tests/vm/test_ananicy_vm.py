@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,6 @@ from .helpers import (
     CGROUP_ROOT,
     DAEMON_CONFIG,
     DAEMON_UNIT,
-    ROOT,
     Units,
     installed_daemon,
     wait_for,
@@ -78,11 +76,7 @@ def tree() -> Iterator[Expect]:
 
 @pytest.fixture(scope="module")
 def daemon(systemd: BlockingSystemd, tree: Expect) -> Iterator[Expect]:
-    # This checkout's code, whatever the venv's entry script points at (a
-    # worktree shares its venv, whose editable install names another tree).
-    dropin = (f"ExecStart=\nExecStart={sys.executable} -m taucg daemon\n"
-              f"Environment=PYTHONPATH={ROOT}\nWorkingDirectory={ROOT}\n")
-    with installed_daemon(systemd, CONFIG, dropin):
+    with installed_daemon(systemd, CONFIG):
         yield tree
 
 
