@@ -257,3 +257,23 @@ def test_forecasts_off_when_disabled() -> None:
     m = Monitor(Thresholds(101, 101, 101), 120, dataclasses.replace(CFG, enabled=False))
     assert m.forecaster is None
     assert m.update(_sys(0.0), tiers={"low": _tier(0.0, 1)}).forecasts == []
+
+
+def test_the_status_document_carries_forecast_items() -> None:
+    from taucg.faces.forecasts import document_item
+    from taucg.faces.render import document, utc
+    from tests.support.json_contract import validate
+
+    pts = line(40, 1.0 * MiB, 100 * MiB)
+    fc, _ = forecast(_subject(pts, 300.0 * MiB), CFG)
+    assert fc is not None
+    item = document_item(fc.to_dict(1_700_000_000.0))
+    assert item["time_to_limit_seconds"] == pytest.approx(161.0)
+    assert item["reaches_at"] == utc(1_700_000_000.0 + 39 + 161)
+    base = {"tiers": {}, "cgroup_v2": True, "sampled_at": utc(0.0),
+            "sampling": {"daemon": True, "interval_seconds": 2}}
+    validate(document("status", {**base, "forecasts": [item]}), "status")
+    validate(document("status", {**base, "forecasts": None}), "status")
+    with pytest.raises(AssertionError):
+        validate(document("status", {**base, "forecasts": [{**item, "quality": "high"}]}),
+                 "status")
