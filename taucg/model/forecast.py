@@ -57,26 +57,22 @@ def theil_sen(points: Sequence[Point], most: int = MAX_FIT_POINTS) -> Fit | None
     pairs, its intercept the median of value - slope * time: up to ~29% of
     the points can be anywhere without moving the line much."""
     pts = thin(points, most)
-    slopes: list[float] = []
-    concordant = discordant = pairs = 0
-    for i, (ti, vi) in enumerate(pts):
-        for tj, vj in pts[i + 1:]:
-            dt = tj - ti
-            if dt == 0:
-                continue
-            pairs += 1
-            s = (vj - vi) / dt
-            slopes.append(s)
-            if s > 0:
-                concordant += 1
-            elif s < 0:
-                discordant += 1
+    if len(pts) >= 2 and pts[-1][0] > pts[0][0] and all(v == pts[0][1] for _, v in pts):
+        # Flat (a read-only mount, an idle tier): no pairs needed to say so.
+        return Fit(0.0, pts[0][1], 0.0, len(pts), pts[-1][0] - pts[0][0])
+    ts = [t for t, _ in pts]
+    vs = [v for _, v in pts]
+    n = len(pts)
+    slopes = [(vs[j] - vs[i]) / (ts[j] - ts[i])
+              for i in range(n) for j in range(i + 1, n) if ts[j] != ts[i]]
     if not slopes:
         return None
     slope = median(slopes)
     intercept = median(v - slope * t for t, v in pts)
-    return Fit(slope, intercept, (concordant - discordant) / pairs, len(pts),
-               pts[-1][0] - pts[0][0])
+    concordant = sum(1 for s in slopes if s > 0)
+    discordant = sum(1 for s in slopes if s < 0)
+    return Fit(slope, intercept, (concordant - discordant) / len(slopes), n,
+               ts[-1] - ts[0])
 
 
 def in_window(points: Iterable[Point], window_seconds: float) -> list[Point]:
@@ -199,7 +195,7 @@ class Forecast:
     points: int
     window_seconds: float
     seconds_to_limit: float
-    time: float  # monotonic: when the last point was read
+    time: float  # monotonic: when current_bytes was read
 
     @property
     def key(self) -> str:
@@ -250,10 +246,12 @@ def duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
-def forecast(subject: Subject, cfg: ForecastConfig) -> tuple[Forecast | None, Fit | None]:
+def forecast(subject: Subject, cfg: ForecastConfig, now: float | None = None
+             ) -> tuple[Forecast | None, Fit | None]:
     """The subject's forecast, if its window holds enough points rising
     steadily enough (slope > 0, quality >= min_quality); and its fit, which
-    the alarm's hysteresis also looks at."""
+    the alarm's hysteresis also looks at. ``now`` is when ``current`` was
+    read (a spaced series' last point may be older); default: the last point."""
     pts = in_window(subject.points, cfg.window_seconds)
     if len(pts) < cfg.min_points:
         return None, None
@@ -263,7 +261,7 @@ def forecast(subject: Subject, cfg: ForecastConfig) -> tuple[Forecast | None, Fi
     eta = max(0.0, (subject.limit - subject.current) / fit.slope)
     return Forecast(subject.resource, subject.name, subject.tier, subject.limit_name,
                     subject.limit, subject.current, fit.slope, fit.quality, fit.points,
-                    fit.span_seconds, eta, pts[-1][0]), fit
+                    fit.span_seconds, eta, pts[-1][0] if now is None else now), fit
 
 
 @dataclass(slots=True)
@@ -361,7 +359,7 @@ class Forecaster:
 
     def update(self, subjects: Sequence[Subject], now: float
                ) -> tuple[list[Forecast], list[Alert]]:
-        results = [(s, *forecast(s, self.cfg)) for s in subjects]
+        results = [(s, *forecast(s, self.cfg, now)) for s in subjects]
         alerts = self.alarm.update(results, now)
         found = [fc for _, fc, _ in results if fc is not None]
         return sorted(found, key=lambda f: f.seconds_to_limit), alerts
