@@ -211,18 +211,15 @@ class Daemon:
 @dataclass(frozen=True, slots=True)
 class Forecast:
     """Our addition: when a tier's memory, a filesystem or a leaking process
-    will reach its limit, from a Theil-Sen slope over the recent history."""
+    will reach its limit, from a Theil-Sen slope over the recent history
+    (default.toml's comments say what each key does)."""
 
     enabled: bool = opt(True, "bool")
-    horizon_minutes: float = opt(60.0, "float", 1, 7 * 24 * 60,
-                                 doc="a forecast alert is raised under this many minutes")
-    window_seconds: int = opt(600, "int", 10, 7 * 86400,
-                              doc="the slope is fitted over this much recent history")
-    min_points: int = opt(10, "int", 3, 10_000, doc="no forecast from fewer samples")
-    min_quality: float = opt(0.6, "float", 0.0, 1.0,
-                             doc="no forecast below this fit quality (Kendall's tau)")
-    hysteresis_percent: float = opt(20.0, "float", 0, 100,
-                                    doc="an alert clears above the horizon by this much")
+    horizon_minutes: float = opt(60.0, "float", 1, 7 * 24 * 60)
+    window_seconds: int = opt(600, "int", 10, 7 * 86400)
+    min_points: int = opt(10, "int", 3, 10_000)
+    min_quality: float = opt(0.6, "float", 0.0, 1.0)
+    hysteresis_percent: float = opt(20.0, "float", 0, 100)
 
 
 TasksMax = int | Literal["infinity"]
