@@ -133,6 +133,8 @@ def status_cmd(interval: float, watch: float | None, fmt: Output,
         emit(out, ["TIER", "STATE", "UNITS", "TASKS", "CPU", "MEMORY", "IO R/W", "PSI C/M/I",
                    "ZOMBIES", "LIMIT HITS", "LIMITS"], report.rows, report.data,
              title=f"tiers ({every})", schema="status")
+        if out.resolved == "json":
+            return  # the forecasts are in the document
         # The daemon's forecasts (tiers, filesystems, leaks), one line each.
         for fc in report.data["forecasts"] or []:
             click.echo(f"forecast\t{fc['message']}" if out.resolved == "plain"
