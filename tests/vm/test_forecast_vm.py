@@ -5,7 +5,8 @@ the time until tau-low.slice reaches MemoryMax must be within 25% of the
 true time: (MemoryMax - memory.current now) / the known rate, read at the
 moment the forecast is read. The forecast shows in the socket API, `taucg
 status`, the alerts (raised, and cleared once the growth stops) and the
-metrics.
+metrics. A tmpfs of the test's own, filled at a known rate, is forecast
+full within 25% the same way.
 
 The test runs its own `taucg daemon` (a child it ends) on a private config:
 samples every 2 s, a 60 s fitting window, a 5 min horizon."""
@@ -13,6 +14,7 @@ samples every 2 s, a 60 s fitting window, a 5 min horizon."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -194,3 +196,59 @@ def test_a_growing_tier_is_forecast_within_25_percent(
     [gone, *_] = wait_for(cleared, WINDOW * 4, "the forecast alert to clear")
     assert "no longer reaches MemoryMax" in gone["message"], gone
     assert key not in (d.ask("alerts") or {}).get("active", [key])
+
+
+# Appends RATE MiB per second of its own clock to a file, catching up after a stall.
+WRITER = """
+import sys, time
+rate, path = int(sys.argv[1]) << 20, sys.argv[2]
+chunk, t0, done = b"\\x02" * (1 << 20), time.monotonic(), 0
+with open(path, "ab", buffering=0) as f:
+    while True:
+        due = int(rate * (time.monotonic() - t0)) >> 20
+        while done < due:
+            f.write(chunk)
+            done += 1
+        time.sleep(0.05)
+"""
+
+
+def test_a_filling_filesystem_is_forecast_within_25_percent(
+        rig: tuple[Path, Daemon], tmp_path: Path, report: Callable[[str], None]) -> None:
+    _cfg, d = rig
+    mount = Path("/run/taucg-forecast-test")  # a tmpfs of the test's own, in the VM
+    size = 400 * MiB
+    mount.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                   check=True)
+    writer = None
+    try:
+        writer = subprocess.Popen([sys.executable, "-S", "-c", WRITER, "2",
+                                   str(mount / "fill")])
+        started = time.monotonic()
+
+        def found() -> dict[str, Any] | None:
+            for fc in (d.ask("forecasts") or {}).get("forecasts", []):
+                if fc["resource"] == "filesystem" and fc["subject"] == str(mount):
+                    return dict(fc)
+            return None
+
+        wait_for(lambda: time.monotonic() - started > WINDOW + 10 and found(), 300,
+                 f"a forecast for {mount} over a window of filling")
+        fc = found()
+        now = time.time()
+        st = os.statvfs(mount)
+        used = (st.f_blocks - st.f_bfree) * st.f_frsize
+        usable = used + st.f_bavail * st.f_frsize
+        assert fc is not None
+        true_seconds = (usable - used) / (2 * MiB)
+        forecast_seconds = fc["reaches_at"] - now
+        report(f"forecast: {fc['message']}; {forecast_seconds:.1f} s to full forecast, "
+               f"{true_seconds:.1f} s true (ratio {forecast_seconds / true_seconds:.3f})")
+        assert true_seconds > 20, f"{mount} is nearly full already: too late"
+        assert abs(forecast_seconds - true_seconds) <= 0.25 * true_seconds, (fc, true_seconds)
+        assert fc["limit"] == "size" and fc["limit_bytes"] == usable and fc["tier"] is None
+        assert fc["message"].startswith(f"filesystem {mount} is full in ~"), fc["message"]
+    finally:
+        stop_process(writer)
+        subprocess.run(["umount", str(mount)], check=False)
