@@ -35,7 +35,7 @@ from .helpers import CGROUP_ROOT, Units, stop_process, wait_for
 
 MiB = 1 << 20
 LIMIT = 480 * MiB  # the low tier's MemoryMax (its MemoryHigh, 60% of RAM, is higher)
-RATE_MIB = 3  # what the grower adds each second
+RATE_MIB = 2  # what the grower adds each second
 WINDOW = 60
 METRICS = "127.0.0.1:19464"
 LOW = CGROUP_ROOT / "tau.slice" / "tau-low.slice"
@@ -176,7 +176,7 @@ def test_a_growing_tier_is_forecast_within_25_percent(
     items = [f for f in status["forecasts"] or [] if f["subject"] == "tau-low.slice"]
     assert items and items[0]["limit"] == "MemoryMax", status["forecasts"]
     assert items[0]["time_to_limit_seconds"] > 0
-    table = taucg("status", "--interval", "0.2", config=cfg).stdout
+    table = taucg("status", "--format", "table", "--interval", "0.2", config=cfg).stdout
     assert "forecast: tau-low.slice reaches MemoryMax in ~" in table, table
     body = wait_for(lambda: (m := metrics()) and "taucg_forecast_seconds_to_limit{" in m and m,
                     60, "the forecast in the metrics")
