@@ -208,6 +208,20 @@ class Daemon:
     metrics_address: str = opt("", "address")
 
 
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """Our addition: when a tier's memory, a filesystem or a leaking process
+    will reach its limit, from a Theil-Sen slope over the recent history
+    (default.toml's comments say what each key does)."""
+
+    enabled: bool = opt(True, "bool")
+    horizon_minutes: float = opt(60.0, "float", 1, 7 * 24 * 60)
+    window_seconds: int = opt(600, "int", 10, 7 * 86400)
+    min_points: int = opt(10, "int", 3, 10_000)
+    min_quality: float = opt(0.6, "float", 0.0, 1.0)
+    hysteresis_percent: float = opt(20.0, "float", 0, 100)
+
+
 TasksMax = int | Literal["infinity"]
 
 
@@ -323,6 +337,7 @@ class Config:
     governor: Governor = opt(Governor(), "section", cls=Governor)
     thermal: Thermal = opt(Thermal(), "section", cls=Thermal)
     rule_sources: RuleSources = opt(RuleSources(), "section", cls=RuleSources)
+    forecast: Forecast = opt(Forecast(), "section", cls=Forecast)
     # Where each key's value came from: dotted key -> BUILTIN or a file path.
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}),
                                        compare=False)

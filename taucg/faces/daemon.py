@@ -142,6 +142,7 @@ class Daemon:
         self._reload_queued = False
         self._emfile_said = -1e9
         self._disks: dict[str, float] = {}
+        self._fs_bytes: dict[str, tuple[int, int]] = {}  # mount -> used, usable
         self._disk_read: asyncio.Future[dict[str, float]] | None = None
         self._disks_stuck = False
         # Alerts, recovery and governor actions, to the API's subscribers.
@@ -240,9 +241,11 @@ class Daemon:
 
     def _new_monitor(self) -> Monitor:
         rm = self.cfg.resource_monitoring
+        from taucg.faces.forecasts import process_tier
+
         return Monitor(Thresholds(rm.cpu_threshold_percent, rm.memory_threshold_percent,
                                   rm.disk_threshold_percent, rm.alert_hysteresis_percent),
-                       rm.history_length)
+                       rm.history_length, self.cfg.forecast, process_tier)
 
     def _open_samples(self) -> None:
         """Opens the persistent history and loads it into the monitor, so
@@ -409,7 +412,10 @@ class Daemon:
         from taucg.readers.sysinfo import filesystems
 
         def read() -> dict[str, float]:
-            return {fs.mountpoint: fs.percent for fs in filesystems()}
+            found = filesystems()
+            # Used and usable bytes as well, for the forecasts (swapped in whole).
+            self._fs_bytes = {fs.mountpoint: (fs.used, fs.used + fs.available) for fs in found}
+            return {fs.mountpoint: fs.percent for fs in found}
 
         if self._disk_read is None or self._disk_read.done():
             self._disk_read = asyncio.get_running_loop().run_in_executor(None, read)
@@ -453,7 +459,7 @@ class Daemon:
         limits = {t: m for t, p in paths.items() if (m := cgroupfs.cpu_max(Path(p)))}
         swept = time.monotonic() - began
         update = self.monitor.update(sample, self._disks, procs, cgroups, kills,
-                                     self.kernel_log.unavailable)
+                                     self.kernel_log.unavailable, self._fs_bytes)
 
         # The history's clock: the sample's own time, so points read back
         # from the store after a restart line up with those served before.
@@ -467,7 +473,8 @@ class Daemon:
         raised: list[Mapping[str, Any]] = [self._alert_record(now, a) for a in update.alerts]
         state = self.state.with_alerts(raised)
         self.state = replace(state, last=tick, sweeps=state.sweeps + 1,
-                             sweep_seconds_total=state.sweep_seconds_total + swept)
+                             sweep_seconds_total=state.sweep_seconds_total + swept,
+                             forecasts=tuple(update.forecasts))
         self._system = (self._system[1], sample)
         self._processes = procs
         for ev in self._sweep_events:

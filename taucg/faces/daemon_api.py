@@ -97,6 +97,11 @@ def methods(d: DaemonFace) -> dict[str, Method]:
                                         f"{', '.join(h.metrics()) or 'none yet'}")
         return {"window_seconds": window, "metrics": out}
 
+    async def forecasts(_peer: Peer, _params: Mapping[str, Any]) -> dict[str, Any]:
+        from taucg.faces.forecasts import api_answer
+
+        return api_answer(d.cfg, d.state, d.wall_minus_monotonic)
+
     async def log_stats(_peer: Peer, _params: Mapping[str, Any]) -> list[dict[str, Any]]:
         # Files are read on a thread: a large log must not stall other clients.
         paths = logs.log_paths(d.cfg.logging)
@@ -178,6 +183,7 @@ def methods(d: DaemonFace) -> dict[str, Method]:
         "health": Method(health, help="the last health check"),
         "alerts": Method(alerts, help="recent alerts; which are active"),
         "history": Method(history, help="metric series and trends"),
+        "forecasts": Method(forecasts, help="when tiers, filesystems, leaks reach their limit"),
         "logs.stats": Method(log_stats, help="sizes, levels, rotations"),
         "logs.recent": Method(log_recent, help="the last N records"),
         "recovery.state": Method(recovery_state, help="watched units, safe mode"),

@@ -208,6 +208,7 @@ class DaemonCollector(Collector):
             yield GaugeMetricFamily("taucg_sampler_interval_seconds",
                                     "the sweep interval in use (smart sampling)",
                                     value=s.interval_in_use)
+        yield from _forecast_metrics(s)
         gv = s.governor
         if gv is not None:
             yield from _governor_metrics(gv)
@@ -223,6 +224,26 @@ class DaemonCollector(Collector):
             yield actions
             yield GaugeMetricFamily("taucg_safe_mode", "1 while in safe mode",
                                     value=1.0 if r.safe_mode else 0.0)
+
+
+def _forecast_metrics(s: DaemonState) -> Iterator[Any]:
+    """The last tick's forecasts: resource is memory (a tier's), filesystem or
+    process_memory; tier is empty for a filesystem and a process outside the
+    tiers; limit names what is reached (MemoryMax, MemoryHigh, size, ...)."""
+    labels = ["resource", "subject", "tier", "limit"]
+    left = GaugeMetricFamily("taucg_forecast_seconds_to_limit", "expected time until the "
+                             "subject reaches its limit at its recent rate (Theil-Sen)",
+                             labels=labels)
+    rate = GaugeMetricFamily("taucg_forecast_growth_bytes_per_second", "the subject's "
+                             "growth rate the forecast uses", labels=labels)
+    quality = GaugeMetricFamily("taucg_forecast_fit_quality", "the fit's quality: Kendall's "
+                                "tau of the samples in the window, 0-1", labels=labels)
+    for fc in s.forecasts:
+        values = [fc.resource, fc.subject, fc.tier or "", fc.limit_name]
+        left.add_metric(values, fc.seconds_to_limit)
+        rate.add_metric(values, fc.bytes_per_second)
+        quality.add_metric(values, fc.quality)
+    yield from (left, rate, quality)
 
 
 def _governor_metrics(gv: GovernorView) -> Iterator[Any]:

@@ -165,8 +165,11 @@ def collect(cfg: Config, interval: float) -> StatusReport:
     governor = load_state(cfg)
     held: dict[str, dict[str, str]] = governor.get("tiers") or {}
     frozen = set(governor.get("frozen") or [])
+    from taucg.faces.forecasts import from_daemon
+
     report = StatusReport(data={"tiers": {}, "cgroup_v2": bool(machine.controllers),
-                                "sampling": _sampling(cfg), "sampled_at": utc(time.time())})
+                                "sampling": _sampling(cfg), "sampled_at": utc(time.time()),
+                                "forecasts": from_daemon(cfg)})
     for spec, cg, a, b in zip(specs, paths, first, second, strict=True):
         key = spec.tier or "all"
         if b is None:

@@ -9,9 +9,9 @@ readers (sampler.py, sysinfo.py) feed it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from taucg.readers.kmsg import OomKill
 from taucg.readers.samples import (
@@ -22,6 +22,10 @@ from taucg.readers.samples import (
     ProcessSample,
     SystemSample,
 )
+
+if TYPE_CHECKING:
+    from taucg.config.schema import Forecast as ForecastConfig
+    from taucg.model.forecast import Forecast, Forecaster
 
 # ------------------------------------------------------------------ rates ---
 
@@ -337,6 +341,9 @@ class LeakDetector:
             return
         series.append((now, float(rss)))
 
+    def series(self, subject: str) -> list[tuple[float, float]]:
+        return list(self._series.get(subject, ()))
+
     def forget(self, keep: Iterable[str]) -> None:
         wanted = set(keep)
         for s in list(self._series):
@@ -431,12 +438,16 @@ class Update:
     alerts: list[Alert]
     values: dict[str, float] = field(default_factory=dict)
     tiers: dict[str, TierUsage] = field(default_factory=dict)
+    # model/forecast.py: when a tier, filesystem or leaking process reaches its limit.
+    forecasts: list[Forecast] = field(default_factory=list)
 
 
 class Monitor:
     """Keeps the previous sample, the history and the alarms between updates."""
 
-    def __init__(self, thresholds: Thresholds, history_length: int = 120) -> None:
+    def __init__(self, thresholds: Thresholds, history_length: int = 120,
+                 forecast: ForecastConfig | None = None,
+                 locate: Callable[[int], str | None] = lambda _pid: None) -> None:
         self.thresholds = thresholds
         self.history = MetricSeries(history_length)
         self.leaks = LeakDetector(length=history_length)
@@ -447,6 +458,11 @@ class Monitor:
         from taucg.model.limits import OomAlarm  # limits builds on this module's Alert
 
         self._oom_alarm = OomAlarm()
+        self.forecaster: Forecaster | None = None
+        if forecast is not None and forecast.enabled:
+            from taucg.model.forecast import Forecaster  # it builds on this module too
+
+            self.forecaster = Forecaster(forecast, locate)
 
     def _alarm(self, metric: str, threshold: float) -> Threshold:
         alarm = self._alarms.get(metric)
@@ -458,10 +474,12 @@ class Monitor:
     def update(self, sample: SystemSample, disk_percent: Mapping[str, float] | None = None,
                processes: Sequence[ProcessSample] | None = None,
                tiers: Mapping[str, CgroupSample | None] | None = None,
-               oom_kills: Sequence[OomKill] = (), kernel_log: str | None = None) -> Update:
+               oom_kills: Sequence[OomKill] = (), kernel_log: str | None = None,
+               filesystems: Mapping[str, tuple[int, int]] | None = None) -> Update:
         """``tiers``: each tier's slice cgroup sample (None: not started);
         ``oom_kills``: the kernel log's kills since the last update, and
-        ``kernel_log`` why that log cannot be read, if it cannot."""
+        ``kernel_log`` why that log cannot be read, if it cannot;
+        ``filesystems``: mount point -> (used, usable) bytes, for forecasts."""
         now = sample.monotonic
         alerts: list[Alert] = []
         values: dict[str, float] = {}
@@ -500,14 +518,24 @@ class Monitor:
                     v = getattr(u, attr)
                     if v is not None:
                         record(f"tier.{tier}.{attr}", float(v))
+        leaking: list[tuple[str, ProcessSample, list[tuple[float, float]]]] = []
         if processes is not None:
-            subjects = []
+            subjects = {}
             for p in processes:
                 # The start time keeps a reused PID from joining the old series.
                 subject = f"process {p.pid} ({p.comm}, started {p.start_seconds:.2f}s after boot)"
-                subjects.append(subject)
+                subjects[subject] = p
                 self.leaks.add(subject, now, p.rss)
             self.leaks.forget(subjects)
-            alerts += self._leak_alarm.update(self.leaks.suspects(), now)
+            suspects = self.leaks.suspects()
+            alerts += self._leak_alarm.update(suspects, now)
+            leaking = [(s.subject, subjects[s.subject], self.leaks.series(s.subject))
+                       for s in suspects]
+        forecasts: list[Forecast] = []
+        if self.forecaster is not None:
+            forecasts, said = self.forecaster.tick(
+                now, self.history, tiers or {}, filesystems or {}, leaking,
+                sample.memory.available if sample.memory is not None else None)
+            alerts += said
         self._prev = sample
-        return Update(rates, mem_pct, alerts, values, usage)
+        return Update(rates, mem_pct, alerts, values, usage, forecasts)

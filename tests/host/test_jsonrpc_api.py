@@ -52,7 +52,7 @@ def is_error(r: dict[str, Any], code: str) -> bool:
 READS: dict[str, dict[str, Any]] = {
     "ping": {}, "status": {}, "health": {}, "alerts": {"count": 5}, "history": {},
     "logs.stats": {}, "logs.recent": {"count": 1}, "recovery.state": {},
-    "governor": {"count": 1},
+    "governor": {"count": 1}, "forecasts": {},
 }
 
 
@@ -89,6 +89,8 @@ def test_every_method_answers_in_the_json_rpc_envelope(start_daemon: Any,
     assert by["subscribe"]["result"] == {"topics": ["alert"], "queue_limit": 256}
     assert by["unsubscribe"]["result"] == {"unsubscribed": True}
     assert set(by["alerts"]["result"]) == {"active", "recent"}
+    assert by["forecasts"]["result"]["enabled"] is True
+    assert isinstance(by["forecasts"]["result"]["forecasts"], list)
     # A string id and a null id come back as they went.
     assert [r["id"] for r in raw(d.socket, lines(req("a-1", "ping"), req(None, "ping")))] == [
         "a-1", None]

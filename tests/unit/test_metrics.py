@@ -192,3 +192,25 @@ def test_before_the_first_sweep_only_the_daemon_metrics(text: str) -> None:
     assert "taucg_build_info" in empty and "taucg_sampler_sweeps_total" in empty
 
 
+
+
+def test_forecasts_by_resource_subject_tier_and_limit() -> None:
+    from dataclasses import replace
+
+    from taucg.model.forecast import Forecast
+
+    low = Forecast("memory", "tau-low.slice", "low", "MemoryMax", 800e6, 300e6, 2e6, 0.97,
+                   40, 78.0, 250.0, 10.0)
+    var = Forecast("filesystem", "/var", None, "size", 100e9, 90e9, 1e6, 0.8, 30, 600.0,
+                   10_000.0, 10.0)
+    got = samples(exposition(replace(state(), forecasts=(low, var))))
+    left = {ls["subject"]: (ls, v) for ls, v in got["taucg_forecast_seconds_to_limit"]}
+    assert left["tau-low.slice"] == ({"resource": "memory", "subject": "tau-low.slice",
+                                      "tier": "low", "limit": "MemoryMax"}, 250.0)
+    assert left["/var"][1] == 10_000.0 and left["/var"][0]["resource"] == "filesystem"
+    rates = {ls["subject"]: v for ls, v in got["taucg_forecast_growth_bytes_per_second"]}
+    assert rates == {"tau-low.slice": 2e6, "/var": 1e6}
+    quality = {ls["subject"]: v for ls, v in got["taucg_forecast_fit_quality"]}
+    assert quality == {"tau-low.slice": 0.97, "/var": 0.8}
+    none = samples(exposition(state()))
+    assert not none["taucg_forecast_seconds_to_limit"]

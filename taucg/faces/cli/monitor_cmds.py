@@ -113,7 +113,10 @@ def status_cmd(interval: float, watch: float | None, fmt: Output,
     --watch, live like systemd-cgtop.
 
     LIMIT HITS: OOM kills, memory.high and memory.max events since the tier
-    started, and the time cpu.max throttled it between the two samples."""
+    started, and the time cpu.max throttled it between the two samples.
+
+    FORECAST lines (when the daemon runs): when a tier's memory, a
+    filesystem or a leaking process reaches its limit at its recent rate."""
     from taucg.faces.status import collect
 
     cfg = load_config(config_path)
@@ -130,6 +133,13 @@ def status_cmd(interval: float, watch: float | None, fmt: Output,
         emit(out, ["TIER", "STATE", "UNITS", "TASKS", "CPU", "MEMORY", "IO R/W", "PSI C/M/I",
                    "ZOMBIES", "LIMIT HITS", "LIMITS"], report.rows, report.data,
              title=f"tiers ({every})", schema="status")
+        if out.resolved == "json":
+            return  # the forecasts are in the document
+        # The daemon's forecasts (tiers, filesystems, leaks), one line each.
+        for fc in report.data["forecasts"] or []:
+            click.echo(f"forecast\t{fc['message']}" if out.resolved == "plain"
+                       else f"forecast: {fc['message']} (fit {fc['quality']:.2f} over "
+                            f"{fc['points']} samples)")
 
     _repeat(fmt, watch, show)
 
