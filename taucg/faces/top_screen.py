@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import curses
 import locale
+import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -60,6 +62,16 @@ class Screen:
         self.attrs = {"title": curses.A_BOLD, "header": curses.A_REVERSE,
                       "note": curses.A_BOLD, "tier": curses.A_BOLD, "event": 0,
                       "help": 0, "unit": 0, "process": curses.A_DIM}
+
+    def fit(self) -> None:
+        """Follows the terminal's size: a resize whose SIGWINCH curses
+        missed (one that came while it started) still reaches the frame."""
+        try:
+            cols, lines = os.get_terminal_size(sys.__stdout__.fileno())  # type: ignore[union-attr]
+        except (OSError, AttributeError, ValueError):
+            return
+        if (lines, cols) != self.win.getmaxyx():
+            curses.resizeterm(lines, cols)
 
     def draw(self, frame: Frame) -> None:
         h, w = self.win.getmaxyx()
@@ -109,6 +121,7 @@ def run(refresh: Callable[[Sequence[str] | None], Snapshot], view: View, interva
         snap = refresh(expanded_keys(None, v))
         due = time.monotonic() + interval
         while not v.quit:
+            screen.fit()
             h, _ = win.getmaxyx()
             screen.draw(build_frame(snap, v, columns, glyphs, events=max(1, min(
                 EVENT_LINES, h // 5))))
@@ -132,6 +145,8 @@ def run(refresh: Callable[[Sequence[str] | None], Snapshot], view: View, interva
                 due = time.monotonic() + interval
         result[0] = v
 
+    # The window's real size, not a LINES/COLUMNS left in the environment.
+    curses.use_env(False)
     curses.wrapper(main)
     return result[0]
 

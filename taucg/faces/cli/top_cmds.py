@@ -31,7 +31,7 @@ from taucg.faces.render import Output, emit_json, plain
 @config_option
 def top_cmd(interval: float, once: bool, sort: str, tier: str | None, expand: bool,
             no_daemon: bool, fmt: Output, config_path: str | None) -> None:
-    """Live view of the tiers, their units and processes.
+    """The tiers live: units, processes, events.
 
     \b
     Each tier: CPU, memory against its limit, pressure (some avg10 of
