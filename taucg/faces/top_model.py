@@ -101,6 +101,7 @@ class TierView:
     units: tuple[UnitView, ...] = ()
     history: tuple[float, ...] = ()  # CPU percent, oldest first
     extra: Mapping[str, str] = field(default_factory=dict)  # for extra TierColumns
+    tasks: int | None = None  # the slice's pids.current (None: sum the units')
 
     @property
     def memory_limit(self) -> int | None:
@@ -342,7 +343,7 @@ def build_frame(snap: Snapshot, view: View, columns: Sequence[TierColumn] = (),
             body.append(Line(f"{t.tier:<12} {t.unit}: not started (run 'sudo taucg apply')",
                              "tier"))
             continue
-        tasks = sum(u.tasks or 0 for u in t.units)
+        tasks = t.tasks if t.tasks is not None else sum(u.tasks or 0 for u in t.units)
         extra = " ".join(f"{c.cell(t)[:c.width]:<{c.width}}" for c in columns)
         rest = (f"{'-' if t.oom_kills is None else t.oom_kills:>4} "
                 f"{governed_text(t)[:18]:<18} "
@@ -384,7 +385,8 @@ def frame_rows(snap: Snapshot, view: View, columns: Sequence[TierColumn] = ()
         rows.append(["tier", t.tier, t.unit, "-", "-", pct(t.cpu_percent),
                      "-" if t.memory_bytes is None else str(t.memory_bytes),
                      "-" if t.memory_limit is None else str(t.memory_limit),
-                     str(sum(u.tasks or 0 for u in t.units)), t.pressure.text(),
+                     str(t.tasks if t.tasks is not None else sum(u.tasks or 0 for u in t.units)),
+                     t.pressure.text(),
                      "-" if t.oom_kills is None else str(t.oom_kills), governed_text(t),
                      *(c.cell(t) for c in columns)])
         pad = ["-"] * len(columns)

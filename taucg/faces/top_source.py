@@ -143,7 +143,10 @@ class Source:
         path = self.cfg.daemon.socket_path
         try:
             call(path, "ping", timeout=2.0)
-        except (DaemonNotRunning, DaemonError, OSError, ValueError):
+        except (DaemonNotRunning, DaemonError, OSError, ValueError) as exc:
+            # Said once in the event pane: why the events are top's own.
+            self._event("daemon", f"{exc}; events from this view's own sampling",
+                        time.time())
             return
         self.feed = DaemonFeed(path)
         self.daemon = True
@@ -263,8 +266,8 @@ class Source:
         members: dict[str, list[str]] = {}
         for tier, path in tier_paths.items():
             try:
-                members[tier] = [n for n in cgroupfs.children(path)
-                                 if not n.startswith(("tau-", "."))]
+                # Every child: a tier's units are named anything, tau-* too.
+                members[tier] = cgroupfs.children(path)
             except cgroupfs.CgroupError:
                 members[tier] = []
         paths = [str(p) for p in tier_paths.values()]
@@ -306,7 +309,7 @@ class Source:
                 _limit(s.memory_high), _pressure(s),
                 {k: str(v) for k, v in (held.get(tier) or {}).items()}, tier in frozen,
                 ev.oom_kill if ev is not None else None, tuple(units),
-                tuple(self.history.get(tier, ()))))
+                tuple(self.history.get(tier, ())), tasks=s.pids_current))
         self._prev_cg = {p: s for p, s in samples.items() if s is not None}
         return tuple(views)
 
@@ -392,7 +395,7 @@ class Source:
                         sum(shares) if shares else None,
                         sys_s.memory.used if sys_s.memory else None,
                         sys_s.memory.total if sys_s.memory else None, None,
-                        _pressure(sys_s), units=tuple(units),
+                        _pressure(sys_s), units=tuple(units), tasks=len(procs),
                         history=tuple(self.history.get("system", ())))
 
     def close(self) -> None:
