@@ -311,7 +311,11 @@ def _cols(name: str, cpu: str, mem: str, tasks: str, psi: str, rest: str = "") -
 
 
 def build_frame(snap: Snapshot, view: View, columns: Sequence[TierColumn] = (),
-                glyphs: str = SPARK_UNICODE, events: int = 8) -> Frame:
+                glyphs: str = SPARK_UNICODE, events: int = 8,
+                room: int | None = None) -> Frame:
+    """The frame; with ``room`` (the screen's height), body lines past the
+    screen are left out once the selected unit's line is in: formatting a
+    thousand process lines nobody sees would be most of a refresh's cost."""
     clock = time.strftime("%H:%M:%S", time.localtime(snap.time))
     state = "PAUSED" if view.paused else f"every {snap.interval:g} s"
     filt = view.tier or "all tiers"
@@ -335,6 +339,7 @@ def build_frame(snap: Snapshot, view: View, columns: Sequence[TierColumn] = (),
     keys = selectable(snap, view)
     cursor_key = keys[min(view.cursor, len(keys) - 1)] if keys else None
     shown = visible_tiers(snap, view)
+    seen = cursor_key is None  # the selected unit's line is in the body
     if not shown:
         body.append(Line(f"tier {view.tier} is not among the tiers shown here "
                          "(0 shows them all)", "note"))
@@ -358,11 +363,19 @@ def build_frame(snap: Snapshot, view: View, columns: Sequence[TierColumn] = (),
                                    "-" if u.tasks is None else str(u.tasks),
                                    u.pressure.text()), "unit", u.cgroup,
                              u.cgroup == cursor_key))
+            seen = seen or u.cgroup == cursor_key
             if open_ and u.processes is not None:
-                for p in sort_processes(u.processes, view.sort):
+                procs = sort_processes(u.processes, view.sort)
+                if room is not None and seen:
+                    procs = procs[:max(0, room - len(body))]
+                for p in procs:
                     body.append(Line(_cols(f"      {p.pid:>7} {p.comm}", pct(p.cpu_percent),
                                            human_bytes(p.memory_bytes), p.state, ""),
                                      "process"))
+            if room is not None and seen and len(body) >= room:
+                break
+        if room is not None and seen and len(body) >= room:
+            break
     ev = [Line(f"{time.strftime('%H:%M:%S', time.localtime(e.time))} {e.kind:<9} {e.text}",
                "event") for e in snap.events[-events:]] if events > 0 else []
     ev_head = Line(f"events ({snap.events_source})" + ("" if ev else ": none yet"), "header")

@@ -124,7 +124,7 @@ def run(refresh: Callable[[Sequence[str] | None], Snapshot], view: View, interva
             screen.fit()
             h, _ = win.getmaxyx()
             screen.draw(build_frame(snap, v, columns, glyphs, events=max(1, min(
-                EVENT_LINES, h // 5))))
+                EVENT_LINES, h // 5)), room=h))
             wait = max(0.0, due - time.monotonic()) if not v.paused else 3600.0
             win.timeout(int(wait * 1000))
             code = win.getch()

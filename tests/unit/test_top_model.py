@@ -231,3 +231,22 @@ def test_daemon_notifications_become_events() -> None:
     dropped = event_of("taucg.dropped", {"reason": "read faster", "lost": 3})
     assert dropped is not None and dropped.kind == "daemon"
     assert event_of("taucg.unknown", {}) is None
+
+
+def test_a_screens_room_leaves_out_what_it_cannot_show_but_not_the_selection() -> None:
+    many = tuple(ProcessRow(100 + i, f"p{i:04d}", "S", float(i), MiB) for i in range(500))
+    s = snap()
+    from dataclasses import replace
+
+    low = replace(s.tiers[2], units=(unit("big.service", 99.0, MiB, procs=many),
+                                     *s.tiers[2].units))
+    s = replace(s, tiers=(s.tiers[0], s.tiers[1], low))
+    keys = selectable(s, View())
+    full = build_frame(s, View(expand_all=True)).body
+    assert len(full) > 500
+    cut = build_frame(s, View(expand_all=True), room=30).body
+    assert 30 <= len(cut) < 40 and cut == full[:len(cut)]
+    # The selection far below the screen: every line up to it is still built.
+    last = build_frame(s, View(expand_all=True, cursor=len(keys) - 1), room=30).body
+    assert last[-1].selected
+    assert [ln.text for ln in last] == [ln.text for ln in full[:len(last)]]
