@@ -79,6 +79,7 @@ COMMAND_MODULES = {
     "governor": "governor_cmds", "daemon": "daemon_cmds", "logs": "daemon_cmds",
     "alerts": "daemon_cmds", "history": "daemon_cmds",
     "install": "install_cmds", "uninstall": "install_cmds", "man": "install_cmds",
+    "top": "top_cmds",
 }
 
 

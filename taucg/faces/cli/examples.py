@@ -139,6 +139,11 @@ EPILOGS: dict[str, str] = {
         ("taucg governor -n 100", "the last 100 actions"),
         ("taucg governor --format json", "everything, as JSON"),
     ),
+    "top": _examples(
+        ("taucg top", "the tiers live: units, processes, events; ? for the keys"),
+        ("taucg top --tier low --sort memory", "only tau-low.slice, biggest units first"),
+        ("taucg top --once --format json", "one frame as JSON (taucg.top/1), then exit"),
+    ),
     # -- daemon and what asks it
     "daemon": _examples(
         ("sudo taucg daemon", "run in the foreground, logging to stderr (SIGTERM stops)"),
