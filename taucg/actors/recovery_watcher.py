@@ -437,7 +437,8 @@ class RecoveryWatcher:
         from taucg.actors import drills
 
         drill = drills.take(self.cfg.crash_recovery.state_directory, unit,
-                            int(svc.get("ExecMainPID", 0) or 0) or None) is not None
+                            int(svc.get("ExecMainPID", 0) or 0) or None,
+                            time.time()) is not None
         result = str(svc.get("Result", "unknown"))
         code, status = int(svc.get("ExecMainCode", 0) or 0), svc.get("ExecMainStatus")
         # ExecMainCode is a CLD_* code: 1 exited, 2 killed, 3 dumped.
