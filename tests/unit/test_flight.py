@@ -9,10 +9,21 @@ import math
 import pytest
 
 from taucg.model.flight import (
-    FIELDS, POINT, FlightRecord, Recorder, Ring, point, ring_capacity,
+    FIELDS,
+    POINT,
+    FlightRecord,
+    Recorder,
+    Ring,
+    point,
+    ring_capacity,
 )
 from taucg.readers.samples import (
-    CgroupCpu, CgroupMemoryEvents, CgroupSample, MemInfo, Pressure, PressureLine,
+    CgroupCpu,
+    CgroupMemoryEvents,
+    CgroupSample,
+    MemInfo,
+    Pressure,
+    PressureLine,
     SystemSample,
 )
 
