@@ -26,7 +26,8 @@ def _stored(cfg: Config, unit: str, event: int) -> tuple[dict[str, Any], bytes]:
 
     path = history_path(cfg)
     if not path.exists():
-        raise ApiError("not_found", f"no crash history yet ({path})")
+        raise ApiError("not_found", f"no flight record for {unit}: no crash history yet "
+                                    f"({path})")
     try:
         history = CrashHistory(path)
         try:

@@ -40,7 +40,7 @@ DRILL = "taucg-flight-drill.service"
 GROWN_ONCE = Path("/run/taucg-flight-grown")
 MiB = 1 << 20
 
-# Grows by 1 MiB (touched) every 0.25 s until the OOM killer ends it; once
+# Grows by 1 MiB (touched) every 0.5 s until the OOM killer ends it; once
 # restarted it only sleeps, so the recovery does not loop.
 GROW_SCRIPT = f"""
 import os, signal, time
@@ -51,7 +51,7 @@ open(mark, "w").close()
 hoard = []
 while True:
     hoard.append(bytearray(1 << 20))
-    time.sleep(0.25)
+    time.sleep(0.5)
 """
 
 
@@ -138,9 +138,9 @@ def test_an_oom_killed_unit_carries_its_growth_and_the_kill(
     memory = [s["memory_bytes"] for s in flight["samples"] if s["memory_bytes"] is not None]
     print(f"grow: {len(flight['samples'])} samples, memory {memory}, "
           f"stored {crash['flight_bytes']} bytes, summary {flight['summary']}")
-    # The growth: several samples, rising by more than half the limit.
+    # The growth: several samples, rising by more than a quarter of the limit.
     assert len(memory) >= 5, memory
-    assert memory[-1] - memory[0] > 24 * MiB, memory
+    assert memory[-1] - memory[0] > 12 * MiB, memory
     rises = sum(b > a for a, b in itertools.pairwise(memory))
     assert rises >= len(memory) * 0.6, memory
     assert 48 * MiB in [s["memory_max_bytes"] for s in flight["samples"]]
@@ -149,7 +149,9 @@ def test_an_oom_killed_unit_carries_its_growth_and_the_kill(
     own = [s["events_oom_kill"] for s in flight["samples"] if s["events_oom_kill"] is not None]
     summary = flight["summary"]
     assert (max(own, default=0) > 0) or summary["slice_oom_kills"] > 0, summary
-    assert flight["samples"][-1]["slice_oom_kill"] > flight["samples"][0]["slice_oom_kill"]
+    slice_kills = [s["slice_oom_kill"] for s in flight["samples"]
+                   if s["slice_oom_kill"] is not None]
+    assert slice_kills[-1] > slice_kills[0], slice_kills
     text = taucg("recovery", "--history", "--unit", GROW, "--detail", "-o", "table",
                  config=cfg, timeout=300).stdout
     print(text)

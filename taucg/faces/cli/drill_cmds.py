@@ -89,7 +89,10 @@ def _attempts(cfg: Config, unit: str, window: float) -> tuple[list[float], str]:
         return [], f"no crash history yet ({path})"
     try:
         history = CrashHistory(path)
-        events = history.events(unit, since=time.time() - window)
+        try:
+            events = history.events(unit, since=time.time() - window)
+        finally:
+            history.close()
     except StoreError as exc:
         raise UserError(str(exc)) from None
     return [e.time for e in events if e.action != "deferred-to-systemd"], str(path)

@@ -187,7 +187,11 @@ async def _follow(cfg: Config, unit: str, signal: int, timeout: float, yes: bool
         taken = drills.read(cfg.crash_recovery.state_directory, unit) is None
         if not taken:
             drills.clear(cfg.crash_recovery.state_directory, unit)
-        row = _history_row(cfg, unit, started)
+        row, why = _history_row(cfg, unit, started)
+        settle = time.monotonic() + SETTLE_SECONDS
+        while row is None and taken and time.monotonic() < settle:
+            await asyncio.sleep(0.5)  # taken, so the watcher is writing it
+            row, why = _history_row(cfg, unit, started)
         took = steps.rows[-1]["after_seconds"] if recovered else None
         outcome = (f"recovered in {took:.3f} s, new MainPID {new_pid}" if recovered
                    else f"not recovered within {timeout:g} s (state {state})")
@@ -198,14 +202,17 @@ async def _follow(cfg: Config, unit: str, signal: int, timeout: float, yes: bool
                   "new_pid": new_pid if new_pid != pid else None, "recovered": recovered,
                   "recovery_seconds": took, "timeout_seconds": timeout,
                   "started_at": started, "watched": watched, "daemon_running": daemon.running,
-                  "marker_taken": taken, "history_event": row, "steps": steps.rows}
+                  "marker_taken": taken, "history_event": row, "history_missing": why,
+                  "steps": steps.rows}
         if fmt.resolved != "json":
             click.echo(outcome)
             if row is not None:
                 marked = "marked as a drill" if row["drill"] else "NOT marked as a drill"
                 click.echo(f"crash history: event {row['id']} ({row['action']}, "
                            f"{row['outcome']}), {marked}")
-            elif not taken:
+            elif taken:
+                click.echo(f"crash history: {why}")
+            else:
                 click.echo("no watcher recorded the failure: the drill marker was not taken "
                            "(is the daemon's recovery worker or 'taucg recovery watch' running?)")
         return report
@@ -220,27 +227,28 @@ def _said(ev: dict[str, Any]) -> str:
             f"outcome {ev.get('outcome')}")
 
 
-def _history_row(cfg: Config, unit: str, since: float) -> dict[str, Any] | None:
+def _history_row(cfg: Config, unit: str, since: float) -> tuple[dict[str, Any] | None, str | None]:
+    """The newest crash history row of the unit since the kill, or why there is none."""
     from taucg.actors.crash_history import CrashHistory
     from taucg.actors.recovery_watcher import history_path
     from taucg.actors.sqlite_db import StoreError
 
     path = history_path(cfg)
     if not path.exists():
-        return None
+        return None, f"no crash history at {path}"
     try:
         history = CrashHistory(path)
         try:
             rows = history.events(unit, since=since - 1)
         finally:
             history.close()
-    except StoreError:
-        return None
+    except StoreError as exc:
+        return None, str(exc)
     if not rows:
-        return None
+        return None, f"no row for {unit} since the kill in {path}"
     e = rows[-1]
     return {"id": e.id, "action": e.action, "outcome": e.outcome, "drill": e.drill,
-            "flight_bytes": e.flight_bytes}
+            "flight_bytes": e.flight_bytes}, None
 
 
 def crash_drill(cfg: Config, unit: str, signal: int, timeout: float | None, yes: bool,

@@ -46,6 +46,8 @@ def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None, detai
     runs as 'taucg recovery watch'."""
     if ctx.invoked_subcommand is not None:
         return
+    if detail and not show_history:
+        raise click.UsageError("--detail goes with --history (or 'taucg recovery history')")
     if show_session:
         ctx.invoke(session_cmd, fmt=fmt, config_path=config_path)
     elif show_history:
