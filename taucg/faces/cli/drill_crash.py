@@ -158,8 +158,9 @@ async def _follow(cfg: Config, unit: str, signal: int, timeout: float, yes: bool
             if sig is not None and sig.body[0] not in (UNIT, SERVICE):
                 continue
             try:
-                now_state = str(await client.get_property(unit, "ActiveState"))
-                now_sub = str(await client.get_property(unit, "SubState"))
+                # One GetAll: two Gets could straddle a change (failed, running).
+                now = await client.properties(unit)
+                now_state, now_sub = str(now.get("ActiveState")), str(now.get("SubState"))
                 now_pid = int(await client.get_property(unit, "MainPID", SERVICE) or 0)
             except SystemdError:
                 continue
@@ -174,6 +175,8 @@ async def _follow(cfg: Config, unit: str, signal: int, timeout: float, yes: bool
                 new_pid = now_pid
             recovered = state == "active" and new_pid not in (0, pid)
         stream.close()
+        # Active with a new main process: the step just added is the recovery.
+        took = steps.rows[-1]["after_seconds"] if recovered else None
         if recovered:
             settle = time.monotonic() + SETTLE_SECONDS
             while daemon.running and time.monotonic() < settle:
@@ -192,12 +195,12 @@ async def _follow(cfg: Config, unit: str, signal: int, timeout: float, yes: bool
         while row is None and taken and time.monotonic() < settle:
             await asyncio.sleep(0.5)  # taken, so the watcher is writing it
             row, why = _history_row(cfg, unit, started)
-        took = steps.rows[-1]["after_seconds"] if recovered else None
         outcome = (f"recovered in {took:.3f} s, new MainPID {new_pid}" if recovered
                    else f"not recovered within {timeout:g} s (state {state})")
         audit(cfg.logging, "recovery drill result", unit, before=f"MainPID {pid}",
               after=f"MainPID {new_pid}", result="ok" if recovered else "failed",
               outcome=outcome)
+        steps.rows.sort(key=lambda r: r["after_seconds"])  # the daemon's word comes late
         report = {"unit": unit, "signal": name, "killed_pid": pid,
                   "new_pid": new_pid if new_pid != pid else None, "recovered": recovered,
                   "recovery_seconds": took, "timeout_seconds": timeout,
