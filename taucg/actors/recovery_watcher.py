@@ -148,8 +148,10 @@ class RecoveryWatcher:
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  log: Callable[[str], None] = lambda _m: None,
                  connect: Callable[[], Awaitable[Systemd]] | None = None,
-                 on_change: Callable[[RecoveryView], None] = lambda _v: None) -> None:
+                 on_change: Callable[[RecoveryView], None] = lambda _v: None,
+                 flight: Callable[[str], bytes | None] = lambda _u: None) -> None:
         self.cfg = cfg
+        self.flight = flight  # the frozen flight record of a unit that failed
         self.client = client
         self.history = history
         self.sleep = sleep
@@ -175,12 +177,13 @@ class RecoveryWatcher:
     @classmethod
     async def open(cls, cfg: Config, connect: Callable[[], Awaitable[Systemd]],
                    log: Callable[[str], None],
-                   on_change: Callable[[RecoveryView], None] = lambda _v: None
+                   on_change: Callable[[RecoveryView], None] = lambda _v: None,
+                   flight: Callable[[str], bytes | None] = lambda _u: None
                    ) -> RecoveryWatcher:
         """The watcher with its own connection (from ``connect``, also used to
         reconnect) and the crash history in the state directory."""
         watcher = cls(cfg, await connect(), CrashHistory(history_path(cfg)), log=log,
-                      connect=connect, on_change=on_change)
+                      connect=connect, on_change=on_change, flight=flight)
         watcher.changed()
         return watcher
 
@@ -429,7 +432,13 @@ class RecoveryWatcher:
             self.log(f"cannot look at {unit} again: {exc}")
 
     async def on_failure(self, unit: str) -> Outcome | None:
+        flight = self.flight(unit)  # first: the minutes before, and a sample of now
         svc = await self.client.properties(unit, SERVICE) if unit.endswith(".service") else {}
+        from taucg.actors import drills
+
+        drill = drills.take(self.cfg.crash_recovery.state_directory, unit,
+                            int(svc.get("ExecMainPID", 0) or 0) or None,
+                            time.time()) is not None
         result = str(svc.get("Result", "unknown"))
         code, status = int(svc.get("ExecMainCode", 0) or 0), svc.get("ExecMainStatus")
         # ExecMainCode is a CLD_* code: 1 exited, 2 killed, 3 dumped.
@@ -450,7 +459,8 @@ class RecoveryWatcher:
             if not gave_up and (covered or str(await self.client.get_property(
                     unit, "ActiveState")) != "failed"):
                 self.history.record(CrashEvent(now, unit, result, exit_code, sig, 0,
-                                               "deferred-to-systemd", f"Restart={own_restart}"))
+                                               "deferred-to-systemd", f"Restart={own_restart}",
+                                               drill=drill), flight)
                 # systemd may give up without a state change taucg sees (a
                 # crash and the start limit in one step): look again once its
                 # restart delay has passed.
@@ -471,14 +481,16 @@ class RecoveryWatcher:
         decision = self.trackers[unit].on_failure(now)
         row = self.history.record(CrashEvent(now, unit, result, exit_code, sig,
                                              decision.attempt, decision.strategy, "pending",
-                                             decision.delay))
-        self.log(f"{unit} failed ({result}); attempt {decision.attempt}: {decision.strategy}"
+                                             decision.delay, drill=drill), flight)
+        self.log(f"{unit} failed ({result}{', a drill' if drill else ''}); attempt "
+                 f"{decision.attempt}: {decision.strategy}"
                  + (f" after {decision.delay:.1f}s" if decision.delay else ""))
         started = time.monotonic()
         outcome = await self.act(unit, decision, result)
         self.history.set_outcome(row, outcome)
         audit(self.cfg.logging, f"recovery {decision.strategy}", unit, before=result,
-              after=outcome, who="taucg recovery (automatic)", attempt=decision.attempt)
+              after=outcome, who="taucg recovery (automatic)", attempt=decision.attempt,
+              drill=drill)
         perf(self.cfg.logging, "recovery", time.monotonic() - started, unit=unit,
              strategy=decision.strategy, outcome=outcome)
         return Outcome(decision, result, outcome)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from taucg.actors.files import open_private, private_dir
@@ -33,6 +34,10 @@ class Database:
     SCHEMA = ""
     SCHEMA_VERSION = 1
     WHAT = "database"
+    # Version N -> the SQL that brings a file of version N to N + 1; run in
+    # order, in one transaction, before SCHEMA (whose CREATE ... IF NOT
+    # EXISTS makes a fresh file at the current version directly).
+    MIGRATIONS: Mapping[int, str] = MappingProxyType({})
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -48,12 +53,28 @@ class Database:
             if version > self.SCHEMA_VERSION:
                 raise StoreError(f"{path} was written by a newer taucg (schema {version}); "
                                  "upgrade taucg or move the file aside")
+            if 0 < version < self.SCHEMA_VERSION:
+                self._migrate(version)
             self._db.executescript(self.SCHEMA)
             self._db.execute(f"PRAGMA user_version={self.SCHEMA_VERSION}")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the {self.WHAT} {path}: {exc}; check the state "
                              "directory's permissions, or move a damaged file aside",
                              damaged=isinstance(exc, sqlite3.DatabaseError)) from exc
+
+    def _migrate(self, version: int) -> None:
+        """Brings an older file up to SCHEMA_VERSION; all steps or none."""
+        steps = [self.MIGRATIONS[v] for v in range(version, self.SCHEMA_VERSION)]
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql in steps:
+                for statement in filter(str.strip, sql.split(";")):
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version={self.SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._db.close()

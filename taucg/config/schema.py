@@ -315,6 +315,9 @@ class RecoveryConfig:
     safe_mode: str = opt("freeze", "choice", choices=("freeze", "isolate"))
     safe_mode_target: str = opt("rescue.target", "unitname")
     notify_command: str | None = opt(None, "str")
+    # The crash flight recorder: minutes of each watched unit's samples kept
+    # in memory and stored with its crash record; 0 turns it off.
+    flight_recorder_minutes: float = opt(10.0, "float", 0, 120)
     services: Mapping[str, RecoveryService] = opt(
         MappingProxyType({}), "table_of", cls=RecoveryService
     )

@@ -152,6 +152,10 @@ class Daemon:
         self.reaper = ZombieReaper(in_scope=in_tiers)
         self._stubborn: set[int] = set()
         self._refusals: dict[int, tuple[float, int, int]] = {}  # uid -> window, n, dropped
+        # The crash flight recorder's rings outlive reloads (faces/flight_worker.py).
+        from taucg.faces.flight_worker import FlightRecorder
+
+        self.flight = FlightRecorder(cfg, log=lambda m: self.log.info("%s", m))
 
     @property
     def history(self) -> MetricSeries:
@@ -204,6 +208,7 @@ class Daemon:
         if self.samples is not None:
             self.samples.close()
         self.sampler.close()
+        self.flight.close()
         self.kernel_log.close()
         self.log.info("stopped")
         return 0
@@ -286,6 +291,9 @@ class Daemon:
             workers["placement"] = self._placement
         if cfg.crash_recovery.enabled and cfg.crash_recovery.auto_recovery:
             workers["recovery"] = self._recovery_worker
+        self.flight.configure(cfg)
+        if self.flight.recorder.rings:
+            workers["flight"] = self._flight_worker
         interval = watchdog_interval()
         if interval is not None:
             workers["watchdog"] = lambda: self._watchdog(interval)
@@ -609,9 +617,13 @@ class Daemon:
         try:
             await govern(self.cfg, self.sampler, await self.systemd(), self.log,
                          self.publish, self._set_pressing,
-                         lambda action: self.hub.publish("governor", action))
+                         self._governor_acted)
         finally:
             self._pressing = False
+
+    def _governor_acted(self, action: Mapping[str, Any]) -> None:
+        self.hub.publish("governor", action)
+        self.flight.action(action)  # the controller's actions go into the flight record
 
     def _set_pressing(self, pressing: bool) -> None:
         if pressing and not self._pressing:
@@ -694,9 +706,13 @@ class Daemon:
             return
         watcher = await RecoveryWatcher.open(
             self.cfg, self._connect, log=lambda m: self.log.warning("recovery: %s", m),
-            on_change=self._recovery_changed)
+            on_change=self._recovery_changed, flight=self.flight.freeze)
         self._recovery = watcher
         await watcher.serve()
+
+    async def _flight_worker(self) -> None:
+        await self.flight.run(lambda: self.state, lambda: self._system[1], self._sweeps(),
+                              self.systemd)
 
     def _recovery_changed(self, view: RecoveryView) -> None:
         was = self.state.recovery

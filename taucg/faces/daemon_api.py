@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from taucg.actors.systemd_dbus import Systemd
     from taucg.config.schema import Config
     from taucg.faces.daemon_state import DaemonState
+    from taucg.faces.flight_worker import FlightRecorder
     from taucg.faces.subscriptions import Hub
     from taucg.model.monitor import MetricSeries
 
@@ -33,6 +34,7 @@ class DaemonFace(Protocol):
     state: DaemonState
     wall_minus_monotonic: float
     hub: Hub
+    flight: FlightRecorder
 
     @property
     def history(self) -> MetricSeries: ...
@@ -138,6 +140,11 @@ def methods(d: DaemonFace) -> dict[str, Method]:
         view = d.state.recovery
         return {"running": False} if view is None else view.to_dict()
 
+    async def recovery_flight(_peer: Peer, params: Mapping[str, Any]) -> dict[str, Any]:
+        from taucg.faces.flight_api import flight_answer
+
+        return await flight_answer(d.cfg, d.flight, params)
+
     async def reload(_peer: Peer, _params: Mapping[str, Any]) -> dict[str, Any]:
         return await d.reload()
 
@@ -187,6 +194,9 @@ def methods(d: DaemonFace) -> dict[str, Method]:
         "logs.stats": Method(log_stats, help="sizes, levels, rotations"),
         "logs.recent": Method(log_recent, help="the last N records"),
         "recovery.state": Method(recovery_state, help="watched units, safe mode"),
+        "recovery.flight": Method(recovery_flight,
+                                  help="a unit's flight record: its newest crash's, an "
+                                       "event's, or the live ring"),
         "governor": Method(governor, help="the controller's pressure, settings and actions"),
         "reload": Method(reload, mutation=True, help="reload the config"),
         "apply": Method(apply, mutation=True, help="taucg apply, in the daemon"),

@@ -66,7 +66,9 @@ def test_every_method_answers_in_the_json_rpc_envelope(start_daemon: Any,
     # No system bus on this host: the two that need systemd answer unavailable.
     need_bus: dict[str, dict[str, Any]] = {"apply": {}, "recovery.leave_safe_mode": {}}
     own = {"subscribe": {"topics": ["alert"]}, "unsubscribe": {}}
-    table = {**READS, **mutations, **need_bus, **own}
+    # Nothing watched, nothing crashed: the flight record is not_found.
+    missing = {"recovery.flight": {"unit": "app.service"}}
+    table = {**READS, **mutations, **need_bus, **own, **missing}
     unknown = raw(d.socket, lines(req(0, "no.such")))[0]
     listed = set(unknown["error"]["message"].split("methods: ")[1].split(", "))
     assert listed == set(table), "a method without an envelope test, or one gone"
@@ -80,6 +82,8 @@ def test_every_method_answers_in_the_json_rpc_envelope(start_daemon: Any,
                                                     {"jsonrpc", "id", "error"}), (name, r)
         if name in need_bus:
             assert is_error(r, "unavailable") and "system bus" in r["error"]["message"], r
+        elif name in missing:
+            assert is_error(r, "not_found") and "app.service" in r["error"]["message"], r
         else:
             assert "result" in r, (name, r)
     by = dict(zip(names, responses, strict=True))

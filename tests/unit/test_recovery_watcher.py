@@ -544,3 +544,48 @@ default_strategy = "fallback_to_safe_mode"
     asyncio.run(main())
     assert not rig.watcher.safe_mode
     assert rig.fake.calls_of("thaw") == [(LOW,), (BACKGROUND,)]
+
+
+# ---------------------------------------------------------- drills, flight ---
+
+
+def test_a_drill_marker_for_the_killed_pid_marks_the_crash(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    from taucg.actors import drills
+
+    rig = Rig(tmp_path, monkeypatch, 'default_strategy = "restart"')
+    rig.fake.units[UNIT].props[SERVICE]["ExecMainPID"] = 4242
+    frozen: list[str] = []
+    rig.watcher.flight = lambda u: (frozen.append(u), b"flight-blob")[1]
+    state = tmp_path / "state"
+    drills.mark(state, drills.Drill(UNIT, 4242, 11, T0 - 1, T0 + 100, "test"))
+    asyncio.run(rig.fail())
+    (row,) = rig.history.events(UNIT)
+    assert row.drill and row.outcome == "restarted"
+    assert row.flight_bytes == len(b"flight-blob")
+    assert rig.history.flight(row.id or 0) == b"flight-blob"
+    assert frozen == [UNIT]
+    assert drills.read(state, UNIT) is None  # taken
+    assert rig.history.stats() == []  # a drill is no failure
+    assert rig.history.drills(UNIT) == 1
+
+
+def test_a_marker_for_another_pid_or_expired_is_no_drill(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    from taucg.actors import drills
+
+    rig = Rig(tmp_path, monkeypatch, 'default_strategy = "restart"')
+    rig.fake.units[UNIT].props[SERVICE]["ExecMainPID"] = 4242
+    state = tmp_path / "state"
+    drills.mark(state, drills.Drill(UNIT, 999, 11, T0 - 1, T0 + 100, "test"))
+    asyncio.run(rig.fail())
+    assert not rig.history.events(UNIT)[-1].drill
+    assert drills.read(state, UNIT) is not None  # still waiting for its own PID
+    drills.mark(state, drills.Drill(UNIT, 4242, 11, T0 - 200, T0 - 100, "test"))
+    rig.fake.units[UNIT].props[UNIT_INTERFACE]["ActiveState"] = "failed"
+    asyncio.run(rig.fail())
+    assert not rig.history.events(UNIT)[-1].drill
+    assert drills.read(state, UNIT) is None  # expired: removed
+    assert rig.history.stats()[0].failures == 2

@@ -91,13 +91,14 @@ EPILOGS: dict[str, str] = {
     "recovery": _examples(
         ("taucg recovery", "critical units, their policy and who restarts them"),
         ("taucg recovery --format json", "the same with the strategy chain, as JSON"),
-        ("taucg recovery --history --unit nginx.service",
-         "the older spelling of 'taucg recovery history --unit nginx.service'"),
+        ("taucg recovery --history --unit nginx.service --detail",
+         "the older spelling of 'taucg recovery history --unit nginx.service --detail'"),
     ),
     "recovery history": _examples(
         ("taucg recovery history", "failures per unit, MTBF and the latest events"),
-        ("taucg recovery history --unit nginx", "one unit ('.service' is implied)"),
         ("taucg recovery history --format json", "every unit and event, as JSON"),
+        ("taucg recovery history --unit nginx --detail",
+         "one unit ('.service' is implied), with the minutes before its newest crash"),
     ),
     "recovery session": _examples(
         ("taucg recovery session", "the last snapshot: units, states, state blobs"),
@@ -106,6 +107,14 @@ EPILOGS: dict[str, str] = {
     "recovery watch": _examples(
         ("sudo taucg recovery watch", "watch and recover in the foreground (Ctrl-C stops)"),
         ("sudo taucg recovery watch --config ./test.toml", "with a test config's policy"),
+    ),
+    "recovery test": _examples(
+        ("taucg recovery test nginx --dry-run",
+         "what recovery does at its next failure, and the escalation after it"),
+        ("sudo taucg recovery test nginx --crash",
+         "kill its main process with SIGSEGV (after asking) and follow the recovery"),
+        ("sudo taucg recovery test nginx --crash --yes --signal SIGABRT --format json",
+         "the same without asking, with SIGABRT, each step as JSON"),
     ),
     "recovery save-state": _examples(
         ("sudo taucg recovery save-state postgresql.service /var/backups/pg-state.tar",

@@ -15,7 +15,7 @@ from taucg.faces.cli import common
 from taucg.faces.cli.common import UserError, audit, cli, config_option, format_option
 from taucg.faces.cli.completion import complete_unit
 from taucg.faces.cli.examples import EPILOGS
-from taucg.faces.render import Cell, Output, Seconds, When, emit, emit_json, utc
+from taucg.faces.render import Cell, Output, Seconds, When, cell_text, emit, emit_json, utc
 
 # -------------------------------------------------------------- recovery ---
 
@@ -25,6 +25,8 @@ from taucg.faces.render import Cell, Output, Seconds, When, emit, emit_json, utc
               help="same as 'taucg recovery history'")
 @click.option("--unit", default=None, help="only this unit (with --history)",
               shell_complete=complete_unit)
+@click.option("--detail", is_flag=True,
+              help="with --history: the flight record's timeline before the crash")
 @click.option("--session", "show_session", is_flag=True,
               help="same as 'taucg recovery session'")
 # --watch means "refresh every N seconds" everywhere else: this older
@@ -33,7 +35,7 @@ from taucg.faces.render import Cell, Output, Seconds, When, emit, emit_json, utc
 @format_option
 @config_option
 @click.pass_context
-def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None,
+def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None, detail: bool,
                  show_session: bool, watch: bool, fmt: Output, config_path: str | None) -> None:
     """Critical units and their recovery policy.
 
@@ -44,10 +46,13 @@ def recovery_cmd(ctx: click.Context, show_history: bool, unit: str | None,
     runs as 'taucg recovery watch'."""
     if ctx.invoked_subcommand is not None:
         return
+    if detail and not show_history:
+        raise click.UsageError("--detail goes with --history (or 'taucg recovery history')")
     if show_session:
         ctx.invoke(session_cmd, fmt=fmt, config_path=config_path)
     elif show_history:
-        ctx.invoke(history_cmd, unit=unit, fmt=fmt, config_path=config_path)
+        ctx.invoke(history_cmd, unit=unit, detail=detail, event_id=None, fmt=fmt,
+                   config_path=config_path)
     elif watch:
         ctx.invoke(watch_cmd, config_path=config_path)
     else:
@@ -81,7 +86,6 @@ def session_cmd(fmt: Output, config_path: str | None) -> None:
 
     The units and their states when the snapshot was taken."""
     from taucg.actors.recovery_state import RecoveryStateError, load_snapshot, state_dir
-    from taucg.faces.render import cell_text
 
     cfg = load_config(config_path)
     path = state_dir(cfg) / "session.json"
@@ -110,13 +114,19 @@ def session_cmd(fmt: Output, config_path: str | None) -> None:
 
 @recovery_cmd.command("history", epilog=EPILOGS["recovery history"])
 @click.option("--unit", default=None, help="only this unit", shell_complete=complete_unit)
+@click.option("--detail", is_flag=True,
+              help="the flight record of each unit's newest crash: the minutes before it")
+@click.option("--event", "event_id", type=click.IntRange(min=1), default=None,
+              help="with --detail: this event's flight record (its id in the JSON)")
 @format_option
 @config_option
-def history_cmd(unit: str | None, fmt: Output, config_path: str | None) -> None:
+def history_cmd(unit: str | None, detail: bool, event_id: int | None, fmt: Output,
+                config_path: str | None) -> None:
     """Crash history: failures, MTBF, events.
 
     Failures per unit, the mean time between them, the last failure and the
-    latest events."""
+    latest events. Drills ('taucg recovery test --crash') are listed as
+    events but not counted in failures or MTBF."""
     from taucg.actors.crash_history import CrashHistory
     from taucg.actors.recovery_watcher import history_path
     from taucg.actors.sqlite_db import StoreError
@@ -140,22 +150,36 @@ def history_cmd(unit: str | None, fmt: Output, config_path: str | None) -> None:
         events = history.events(wanted, limit=50)
     except StoreError as exc:
         raise UserError(str(exc)) from None
-    data = {"path": str(path), "units": [{
+    data: dict[str, Any] = {"path": str(path), "units": [{
         "unit": s.unit, "failures": s.failures, "first_failure_at": utc(s.first),
         "last_failure_at": utc(s.last), "last_result": s.last_result,
-        "mtbf_seconds": s.mtbf_seconds} for s in stats],
-        "events": [{"failed_at": utc(e.time), "unit": e.unit, "result": e.result,
+        "mtbf_seconds": s.mtbf_seconds, "drills": s.drills} for s in stats],
+        "events": [{"id": e.id, "failed_at": utc(e.time), "unit": e.unit, "result": e.result,
                     "exit_code": e.exit_code, "signal": e.signal, "attempt": e.attempt,
-                    "action": e.action, "delay_seconds": e.delay, "outcome": e.outcome}
+                    "action": e.action, "delay_seconds": e.delay, "outcome": e.outcome,
+                    "drill": e.drill, "flight_bytes": e.flight_bytes}
                    for e in events]}
+    if detail or event_id is not None:
+        from taucg.faces.cli.flight_detail import details
+
+        data["details"] = details(history, events, event_id)
     rows: list[list[Cell]] = [
         [s.unit, str(s.failures), Seconds(s.mtbf_seconds), When(s.last), s.last_result]
             for s in stats]
-    if not stats and fmt.resolved != "json":
+    if not stats and not events and fmt.resolved != "json":
         click.echo(f"no crashes recorded{f' for {wanted}' if wanted else ''} ({path})")
         return
     emit(fmt, ["UNIT", "FAILURES", "MTBF", "LAST FAILURE", "LAST RESULT"], rows, data,
          title="crash history", schema="recovery-history")
+    drilled = [e for e in events if e.drill]
+    if drilled and fmt.resolved != "json":
+        click.echo(f"{len(drilled)} drills, not counted above: "
+                   + ", ".join(f"{e.unit} {cell_text(When(e.time))} ({e.outcome})"
+                               for e in drilled[-5:]))
+    if "details" in data and fmt.resolved != "json":
+        from taucg.faces.cli.flight_detail import show
+
+        show(fmt, history, events, event_id)
 
 
 @recovery_cmd.command("watch", epilog=EPILOGS["recovery watch"])
@@ -231,3 +255,7 @@ def leave_safe_mode_cmd(fmt: Output, config_path: str | None) -> None:
         emit_json("recovery-leave-safe-mode", {"thawed": list(thawed)})
         return
     click.echo(f"thawed: {', '.join(thawed) or 'nothing was frozen'}")
+
+
+# `recovery test` lives in its own module, registered on this group.
+from taucg.faces.cli import drill_cmds  # noqa: E402, F401
