@@ -127,6 +127,7 @@ function drawChart(doc) {
   chart.append(Object.assign(svg("text", {x: W - pad - 60, y: H - 8}), {textContent: when(t1)}));
   $("#metric-last").textContent = `last ${vs[vs.length - 1]} (${series.length} points)`;
   chart.dataset.points = String(series.length);
+  chart.dataset.metric = chosen;
 }
 
 // ------------------------------------------------------ the rest ---
