@@ -20,7 +20,7 @@ from taucg.faces.socket_client import call
 from tests.support.blocking_systemd import BlockingSystemd
 from tests.support.browser import chromium, screenshot
 
-from .helpers import Units, installed_daemon, wait_for
+from .helpers import ROOT, Units, installed_daemon, wait_for
 
 ADDRESS = "127.0.0.1:9466"
 SOCKET = Path("/run/taucg/taucg.sock")
@@ -44,7 +44,9 @@ def ask(method: str, **params: Any) -> Any:
 
 @pytest.fixture
 def service(systemd: BlockingSystemd) -> Iterator[None]:
-    with installed_daemon(systemd, CONFIG_TEXT):
+    # The service runs the venv's taucg script, whose editable install may
+    # point at another checkout: this one's code is the one under test.
+    with installed_daemon(systemd, CONFIG_TEXT, f"Environment=PYTHONPATH={ROOT}\n"):
         yield
 
 
