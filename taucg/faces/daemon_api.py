@@ -98,8 +98,9 @@ def methods(d: DaemonFace) -> dict[str, Method]:
         for metric in h.metrics():
             if wanted and metric != wanted:
                 continue
-            series = [(round(t + offset, 3), v) for t, v in h.series(metric)
-                      if since <= t + offset <= until]
+            # On the times as served, so a time read from an answer is inclusive.
+            series = [(w, v) for t, v in h.series(metric)
+                      if since <= (w := round(t + offset, 3)) <= until]
             out[metric] = {"points": series, "trend_per_second": h.trend(metric, window)}
         if wanted and not out:
             raise ApiError("not_found", f"no history for {wanted!r}; metrics: "

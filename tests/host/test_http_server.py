@@ -230,9 +230,36 @@ def test_rest_errors(start_daemon: Any) -> None:
     middle = series[len(series) // 2][0]
     later = json.loads(get(f"{base}/api/v1/history?metric=memory_percent"
                            f"&since={middle}").body)["metrics"]["memory_percent"]["points"]
-    assert later and all(t >= middle for t, _v in later) and len(later) < len(series) + 2
+    assert later and later[0][0] == middle and all(t >= middle for t, _v in later)
+    until = json.loads(get(f"{base}/api/v1/history?metric=memory_percent"
+                           f"&until={middle}").body)["metrics"]["memory_percent"]["points"]
+    assert until[-1][0] == middle and all(t <= middle for t, _v in until)
     names = json.loads(get(f"{base}/api/v1/history/metrics").body)["metrics"]
     assert "memory_percent" in names
     spec = json.loads(get(f"{base}/api/v1/openapi.json").body)
     assert spec["openapi"].startswith("3.")
     assert "/api/v1/tiers" in spec["paths"]
+
+
+def test_a_changed_web_config_takes_effect_without_a_restart(
+        start_daemon: Any, tmp_path: Path, pki: dict[str, Pair]) -> None:
+    """As exporter-toolkit: a new password (or a renewed certificate) is
+    used without a restart; a broken file keeps the one in use."""
+    web = write_web_config(tmp_path / "web.yml", server=pki["server"], users={"u": "old"})
+    port = free_port()
+    d = start_daemon(daemon={"http_address": f"127.0.0.1:{port}", "web_config_file": web})
+    url = f"https://127.0.0.1:{port}/api/v1/daemon"
+    ca = pki["ca"].cert
+    assert get(url, ca=ca, auth=("u", "old")).status == 200
+
+    write_web_config(web, server=pki["server"], users={"u": "new"})
+    wait_for(lambda: get(url, ca=ca, auth=("u", "new")).status == 200, 60,
+             "the new password to be accepted")
+    assert get(url, ca=ca, auth=("u", "old")).status == 401
+
+    web.write_text("basic_auth_users: {u: not-a-hash}\n")
+    log = d.log_dir / "monitor.log"
+    wait_for(lambda: get(url, ca=ca, auth=("u", "new")).status == 200
+             and log.exists() and "keeping the web config in use" in log.read_text(), 60,
+             "the broken web config to be refused and logged")
+    assert get(url, ca=ca, auth=("u", "new")).status == 200

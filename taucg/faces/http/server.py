@@ -18,9 +18,11 @@ import concurrent.futures
 import json
 import logging
 import math
+import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -41,6 +43,7 @@ HTTP_PEER = Peer(pid=0, uid=65534, gid=65534)
 CALL_TIMEOUT = 30.0
 CONNECTION_TIMEOUT = 30.0  # a client silent this long is dropped
 MAX_CONNECTIONS = 64  # past this, new connections are closed at once
+RECHECK_SECONDS = 5.0  # how often a connection may look for a changed web config
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/style.css": ("style.css", "text/css; charset=utf-8")}
@@ -78,6 +81,7 @@ class _Server(ThreadingHTTPServer):
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         request.settimeout(CONNECTION_TIMEOUT)
+        self.app.refresh()
         ctx = self.app.tls
         if ctx is not None:
             try:
@@ -213,6 +217,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
+def _stamp(web: WebConfig) -> tuple[tuple[str, int, int] | None, ...]:
+    """What says a file changed: each file's (path, mtime, size)."""
+    files = [web.path]
+    if web.tls is not None:
+        files += [str(web.tls.cert_file), str(web.tls.key_file), str(web.tls.client_ca_file or "")]
+    out: list[tuple[str, int, int] | None] = []
+    for f in files:
+        try:
+            st = os.stat(f) if f else None
+        except OSError:
+            st = None
+        out.append(None if st is None else (str(f), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
 def _error(code: str, message: str, parameter: str | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "parameter": parameter}}
 
@@ -240,8 +259,11 @@ class HttpFace:
         from taucg.faces.metrics import registry
 
         self.log = log
-        self.web = web
-        self.tls = web.ssl_context()
+        # Replaced whole by refresh(); a connection reads one pair or the other.
+        self._active = (web, web.ssl_context())
+        self._stamp = _stamp(web)
+        self._checked = time.monotonic()
+        self._refreshing = threading.Lock()
         self.address = address
         self.loop = asyncio.get_running_loop()
         # Only reads: a route naming a mutation finds nothing to call.
@@ -254,8 +276,52 @@ class HttpFace:
         self._thread: threading.Thread | None = None
 
     @property
+    def web(self) -> WebConfig:
+        return self._active[0]
+
+    @property
+    def tls(self) -> ssl.SSLContext | None:
+        return self._active[1]
+
+    @property
     def scheme(self) -> str:
         return "https" if self.tls else "http"
+
+    def refresh(self) -> None:
+        """exporter-toolkit reads its web config for every connection, so a
+        renewed certificate or a changed password takes effect without a
+        restart. Here: at most every RECHECK_SECONDS, when the file or a
+        file it names changed. A changed file that cannot be used is logged
+        and the running one kept, and TLS is never turned off this way."""
+        web = self.web
+        if web.path is None or time.monotonic() - self._checked < RECHECK_SECONDS:
+            return
+        if not self._refreshing.acquire(blocking=False):
+            return  # another connection is at it
+        try:
+            self._checked = time.monotonic()
+            stamp = _stamp(web)
+            if stamp == self._stamp:
+                return
+            self._stamp = stamp
+            from taucg.faces.http.web_config import WebConfigError, load
+
+            try:
+                new = load(web.path)
+                ctx = new.ssl_context()
+            except WebConfigError as exc:
+                self.log.error("keeping the web config in use: %s", exc)
+                return
+            if ctx is None and self.tls is not None:
+                self.log.error("keeping the web config in use: web config %s: "
+                               "tls_server_config was removed; TLS is only turned off by a "
+                               "restart", web.path)
+                return
+            self._active = (new, ctx)
+            self._stamp = _stamp(new)
+            self.log.info("web config %s reloaded", web.path)
+        finally:
+            self._refreshing.release()
 
     def call(self, method: str, params: Mapping[str, Any]) -> Any:
         async def run() -> Any:
