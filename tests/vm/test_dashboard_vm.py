@@ -44,9 +44,13 @@ def ask(method: str, **params: Any) -> Any:
 
 @pytest.fixture
 def service(systemd: BlockingSystemd) -> Iterator[None]:
-    # The service runs the venv's taucg script, whose editable install may
-    # point at another checkout: this one's code is the one under test.
-    with installed_daemon(systemd, CONFIG_TEXT, f"Environment=PYTHONPATH={ROOT}\n"):
+    # The shipped ExecStart runs the venv's taucg script, whose editable
+    # install (and its shebang) may belong to another checkout, one that
+    # PrivateTmp= hides: this checkout's code, run by this Python, is the
+    # one under test.
+    with installed_daemon(systemd, CONFIG_TEXT,
+                          f"Environment=PYTHONPATH={ROOT}\nExecStart=\n"
+                          f"ExecStart={sys.executable} -m taucg daemon\n"):
         yield
 
 
