@@ -18,27 +18,64 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
 @contextlib.contextmanager
-def chromium() -> Iterator[Any]:
+def chromium(start_timeout: float = 600) -> Iterator[Any]:
+    """Chromium started here, then attached to by chromedriver: chromedriver
+    gives a browser it starts itself 60 s to come up, and in the emulated
+    VM Chromium takes minutes (2.5 to dump one page was measured), so the
+    browser gets start_timeout to answer on its DevTools port."""
+    import json
+    import os
+    import subprocess
+    import urllib.request
+
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
+    from tests.support.tls import free_port
+    from tests.support.waiting import wait_for
 
     for p, pkg in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
         if not p.exists():
             pytest.fail(f"{p} is missing: scripts/setup installs Debian's {pkg}")
     profile = Path(tempfile.mkdtemp(prefix="taucg-chromium-"))
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1100", f"--user-data-dir={profile}",
-                "--no-first-run", "--disable-extensions", "--disable-background-networking"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options,
-                              service=Service(executable_path=str(CHROMEDRIVER)))
+    port = free_port()
+    argv = [str(CHROMIUM), "--headless=new", "--no-sandbox", "--disable-gpu",
+            "--disable-dev-shm-usage", "--window-size=1400,1100", f"--user-data-dir={profile}",
+            "--no-first-run", "--disable-extensions", "--disable-background-networking",
+            "--remote-debugging-address=127.0.0.1", f"--remote-debugging-port={port}",
+            "about:blank"]
+    log = open(profile.parent / f"{profile.name}.log", "wb")  # noqa: SIM115
+    browser = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": "disabled:"})
+
+    def answers() -> bool:
+        assert browser.poll() is None, f"chromium exited {browser.returncode}; see {log.name}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/version", timeout=10) as r:
+                return bool(json.load(r).get("Browser"))
+        except OSError:
+            return False
+
+    driver = None
     try:
-        driver.set_page_load_timeout(120)
+        wait_for(answers, start_timeout, "chromium's DevTools port")
+        options = webdriver.ChromeOptions()
+        options.debugger_address = f"127.0.0.1:{port}"
+        driver = webdriver.Chrome(options=options,
+                                  service=Service(executable_path=str(CHROMEDRIVER)))
+        driver.set_page_load_timeout(start_timeout)
+        driver.set_script_timeout(start_timeout)
         yield driver
     finally:
-        driver.quit()
+        if driver is not None:
+            driver.quit()
+        browser.terminate()  # our own child, by PID
+        try:
+            browser.wait(60)
+        except subprocess.TimeoutExpired:
+            browser.kill()
+            browser.wait(60)
+        log.close()
         shutil.rmtree(profile, ignore_errors=True)
 
 

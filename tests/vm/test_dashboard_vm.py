@@ -90,8 +90,8 @@ def test_dashboard_shows_a_tiers_memory_rise_live(service: None, systemd: Blocki
         js("window.taucgLoaded = 'once';")  # gone if the page reloads
         wait_for(lambda: svc in " ".join(
             u for t in ask("tiers")["tiers"] if t["tier"] == "low" for u in t["units"]),
-            120, f"{svc} among the low tier's units")
-        before = wait_for(lambda: low_bytes(js), 180, "the low tier's memory on the page")
+            600, f"{svc} among the low tier's units")
+        before = wait_for(lambda: low_bytes(js), 600, "the low tier's memory on the page")
         shown = js("return document.querySelector('tr[data-tier=low] .meter-text')"
                    ".textContent")
         assert "high 1.0 GiB" in shown and "max 1.5 GiB" in shown, shown
@@ -99,7 +99,7 @@ def test_dashboard_shows_a_tiers_memory_rise_live(service: None, systemd: Blocki
         with open(fifo, "w") as go:
             go.write("go")
         risen = wait_for(lambda: (b := low_bytes(js)) is not None
-                         and b >= before + ALLOCATE * 3 // 4 and b, 180,
+                         and b >= before + ALLOCATE * 3 // 4 and b, 600,
                          "the low tier's memory to rise on the page")
         assert js("return window.taucgLoaded") == "once", "the page was reloaded"
         fill = js("return document.querySelector('tr[data-tier=low] .meter .fill')"
