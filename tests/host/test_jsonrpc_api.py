@@ -53,6 +53,8 @@ READS: dict[str, dict[str, Any]] = {
     "ping": {}, "status": {}, "health": {}, "alerts": {"count": 5}, "history": {},
     "logs.stats": {}, "logs.recent": {"count": 1}, "recovery.state": {},
     "governor": {"count": 1}, "forecasts": {},
+    "tiers": {}, "processes": {"count": 1}, "recovery.history": {"count": 1},
+    "history.metrics": {},
 }
 
 
