@@ -102,3 +102,20 @@ def test_dashboard_has_the_fleet_then_one_node() -> None:
     # Every panel after the node row is about the one node.
     after = d["panels"][[p["title"] for p in d["panels"]].index("Node $node") + 1:]
     assert after and all('instance="$node"' in t["expr"] for p in after for t in p["targets"])
+
+
+def test_example_scrape_config_is_valid(tmp_path: object) -> None:
+    """contrib/prometheus/prometheus.yml, its TLS files moved to stand-ins
+    (promtool checks that they exist), with the rules beside it."""
+    from pathlib import Path
+
+    tmp = Path(str(tmp_path))
+    text = (RULES.parent / "prometheus.yml").read_text()
+    for name in ("ca.pem", "prometheus.pem", "prometheus-key.pem"):
+        (tmp / name).write_text("")
+    (tmp / "prometheus.yml").write_text(text.replace("/etc/prometheus/taucg/", f"{tmp}/"))
+    (tmp / RULES.name).write_text(RULES.read_text())
+    r = subprocess.run([tool("promtool"), "check", "config", "prometheus.yml"],
+                       capture_output=True, text=True, timeout=120, check=False, cwd=tmp)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS: 1 rule files found" in r.stdout + r.stderr

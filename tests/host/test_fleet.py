@@ -29,7 +29,7 @@ from taucg.faces.socket_client import call
 from tests.host.conftest import wait_until_serving
 from tests.support.cli import taucg_argv
 from tests.support.configs import daemon_config
-from tests.support.contrib import dashboard_queries, metric_names, node_variable, substitute
+from tests.support.contrib import node_variable
 from tests.support.fleet import (
     ALERTMANAGER_PORT,
     PROMETHEUS_PORT,
@@ -37,6 +37,7 @@ from tests.support.fleet import (
     Receiver,
     Target,
     api,
+    dashboard_series,
     query,
     ready,
     start,
@@ -174,17 +175,7 @@ def test_dashboard_queries_return_series(fleet: Fleet) -> None:
     # A firing alert for the "Firing taucg alerts" panel: node-3 is unhealthy.
     wait_for(lambda: fleet.query('ALERTS{alertname="TaucgHealthBelowThreshold"}'),
              PATIENCE, "node-3's health alert to fire")
-    checked = []
-    for q in dashboard_queries():
-        if any(m.startswith(SYSTEMD_ONLY) for m in metric_names(q.expr)):
-            continue
-        expr = substitute(q.expr, "node-2")
-        # rate() needs two samples in its window: wait for them, not for a time.
-        series = wait_for(lambda e=expr: fleet.query(e), PATIENCE,
-                          f"panel {q.panel!r} {q.ref} to return series: {expr}")
-        if 'instance="node-2"' in expr:
-            assert {s["metric"].get("instance") for s in series} == {"node-2"}, expr
-        checked.append(q.panel)
+    checked = dashboard_series(fleet.lab.hub, "node-2", SYSTEMD_ONLY, PATIENCE)
     assert len(checked) >= 15, checked
 
 

@@ -12,13 +12,22 @@ import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.support.contrib import rules_with_short_for, tool
+from tests.support.contrib import (
+    dashboard_queries,
+    metric_names,
+    node_variable,
+    rules_with_short_for,
+    substitute,
+    tool,
+)
 from tests.support.netns import Netns
+from tests.support.waiting import wait_for
 
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
@@ -48,11 +57,16 @@ class Child:
         return True
 
 
-def start(ns: Netns, name: str, argv: Sequence[str], workdir: Path) -> Child:
+def inside(ns: Netns | None) -> AbstractContextManager[None]:
+    """ns entered, or the test's own namespace for None (the VM's)."""
+    return nullcontext() if ns is None else ns.entered()
+
+
+def start(ns: Netns | None, name: str, argv: Sequence[str], workdir: Path) -> Child:
     log = workdir / f"{name}.log"
     with open(log, "ab") as out:  # a file: nobody drains a pipe while the test runs
-        proc = subprocess.Popen(ns.argv(argv), stdout=out, stderr=subprocess.STDOUT,
-                                cwd=workdir)
+        proc = subprocess.Popen(list(argv) if ns is None else ns.argv(argv), stdout=out,
+                                stderr=subprocess.STDOUT, cwd=workdir)
     return Child(name, proc, log)
 
 
@@ -67,8 +81,9 @@ class Target:
     address: str  # HOST:PORT
 
 
-def start_prometheus(ns: Netns, workdir: Path, targets: Sequence[Target],
-                     scrape: Mapping[str, Any], for_seconds: int = 3) -> Child:
+def start_prometheus(ns: Netns | None, workdir: Path, targets: Sequence[Target],
+                     scrape: Mapping[str, Any], for_seconds: int = 3,
+                     alertmanager: bool = True) -> Child:
     """Scrapes the targets every second in the job "taucg" with the shipped
     rules, every `for:` shortened to for_seconds; alerts go to the
     Alertmanager on the same namespace's loopback. scrape: the job's
@@ -80,7 +95,8 @@ def start_prometheus(ns: Netns, workdir: Path, targets: Sequence[Target],
                    "evaluation_interval": "1s"},
         "rule_files": ["taucg-rules.yml"],
         "alerting": {"alertmanagers": [
-            {"static_configs": [{"targets": [f"127.0.0.1:{ALERTMANAGER_PORT}"]}]}]},
+            {"static_configs": [{"targets": [f"127.0.0.1:{ALERTMANAGER_PORT}"]}]}]
+            if alertmanager else []},
         "scrape_configs": [{
             "job_name": "taucg", **scrape,
             # instance set by hand to the node's name, as relabeling would.
@@ -158,13 +174,13 @@ class Receiver:
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def get(ns: Netns, url: str) -> bytes:
-    with ns.entered(), _DIRECT.open(url, timeout=20) as r:
+def get(ns: Netns | None, url: str) -> bytes:
+    with inside(ns), _DIRECT.open(url, timeout=20) as r:
         body: bytes = r.read()
     return body
 
 
-def ready(ns: Netns, port: int) -> bool:
+def ready(ns: Netns | None, port: int) -> bool:
     """Prometheus's or Alertmanager's /-/ready answers 200."""
     try:
         get(ns, f"http://127.0.0.1:{port}/-/ready")
@@ -173,7 +189,7 @@ def ready(ns: Netns, port: int) -> bool:
         return False
 
 
-def api(ns: Netns, path: str, **params: str) -> Any:
+def api(ns: Netns | None, path: str, **params: str) -> Any:
     """GET Prometheus's HTTP API in ns; the `data` of a success."""
     url = f"http://127.0.0.1:{PROMETHEUS_PORT}{path}?{urllib.parse.urlencode(params)}"
     body = json.loads(get(ns, url))
@@ -181,8 +197,30 @@ def api(ns: Netns, path: str, **params: str) -> Any:
     return body["data"]
 
 
-def query(ns: Netns, expr: str) -> list[dict[str, Any]]:
+def query(ns: Netns | None, expr: str) -> list[dict[str, Any]]:
     """An instant query's vector (or matrix) result."""
     data = api(ns, "/api/v1/query", query=expr)
     result: list[dict[str, Any]] = data["result"]
     return result
+
+
+def dashboard_series(ns: Netns | None, node: str, skip: tuple[str, ...] = (),
+                     patience: float = 180.0) -> list[str]:
+    """Runs each dashboard query, $node set to node, until it returns series
+    (rate() needs two samples in its window: a wait for them, not for a
+    time), and checks that the node variable lists node; skip: metric
+    prefixes whose queries are left out. Returns the panels checked."""
+    selector, label = node_variable()
+    values = api(ns, f"/api/v1/label/{label}/values", **{"match[]": selector})
+    assert node in values, values
+    checked = []
+    for q in dashboard_queries():
+        if any(m.startswith(skip) for m in metric_names(q.expr)):
+            continue
+        expr = substitute(q.expr, node)
+        series = wait_for(lambda e=expr: query(ns, e), patience,
+                          f"panel {q.panel!r} {q.ref} to return series: {expr}")
+        if '$node"' in q.expr:
+            assert {s["metric"].get("instance") for s in series} == {node}, expr
+        checked.append(f"{q.panel} {q.ref}")
+    return checked
