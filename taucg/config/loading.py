@@ -20,7 +20,7 @@ import stat
 
 # tomllib is 3.11's; requires-python is >=3.11 (README: supported Pythons).
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -33,6 +33,7 @@ from taucg.config.values import (
     CpuSet,
     Size,
     check_unit_name,
+    is_loopback,
     parse_address,
     parse_cpus,
     parse_size,
@@ -150,6 +151,10 @@ def _convert_scalar(check: Check, value: Any) -> Any:
     if isinstance(value, str) and "\0" in value:
         # A NUL byte passes TOML but no path, unit or name can hold one.
         raise ValueError(f"{value!r} contains a NUL byte")
+    if kind == "optpath":  # "" or an absolute path
+        if not isinstance(value, str) or (value and not value.startswith("/")):
+            raise ValueError(f"expected an absolute path or \"\", got {_type_name(value)}")
+        return value
     if kind in ("str", "path", "regex", "choice", "unitname"):
         if not isinstance(value, str):
             raise ValueError(f"expected a string, got {_type_name(value)}")
@@ -384,12 +389,35 @@ def _cross_check(cfg: Config, sources: Mapping[str, str], problems: _Problems) -
         if not any(getattr(rule, k) is not None for k in Rule.MATCH_KEYS):
             problems.add(("rules", i), "a rule needs at least one of "
                          f"{', '.join(Rule.MATCH_KEYS)} to match on")
+    _check_http(cfg, problems, blame)
     for name, svc in cfg.recovery.services.items():
         if svc.max_delay_seconds < svc.delay_seconds:
             problems.add(blame(("recovery", "services", name, "max_delay_seconds"),
                                ("recovery", "services", name, "delay_seconds")),
                          f"max_delay_seconds ({svc.max_delay_seconds:g}) is below "
                          f"delay_seconds ({svc.delay_seconds:g})")
+
+
+def _check_http(cfg: Config, problems: _Problems, blame: Callable[..., KeyPath]) -> None:
+    """The HTTP server's address, its older name, and TLS off loopback."""
+    d = cfg.daemon
+    http, old = ("daemon", "http_address"), ("daemon", "metrics_address")
+    if d.http_address and d.metrics_address and d.http_address != d.metrics_address:
+        problems.add(blame(http, old), f"http_address ({d.http_address}) and "
+                     f"metrics_address ({d.metrics_address}) differ; metrics_address is "
+                     "the older name of http_address: keep only http_address")
+        return
+    address = d.http_address or d.metrics_address
+    if not address or problems.has(http, old):
+        return
+    host, _port = parse_address(address)
+    if not is_loopback(host) and not d.web_config_file and not d.insecure:
+        key = "http_address" if d.http_address else "metrics_address"
+        problems.add(("daemon", key),
+                     f"{address} is not a loopback address, and plain HTTP there would "
+                     "send metrics and the API unencrypted: set [daemon] web_config_file "
+                     "to a web config with tls_server_config, or insecure = true to "
+                     "serve plain HTTP anyway")
 
 
 # ------------------------------------------------------------- loading ---

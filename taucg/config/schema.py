@@ -206,6 +206,16 @@ class Daemon:
     pidfile: str = opt("/run/taucg/taucg.pid", "path")
     # "HOST:PORT" to serve Prometheus metrics; "" (the default) serves none.
     metrics_address: str = opt("", "address")
+    # The one HTTP server: /metrics, the REST API (/api/v1/) and the dashboard
+    # (/). "HOST:PORT"; "" (the default) serves none. metrics_address is its
+    # older name: set either one (both, only if equal).
+    http_address: str = opt("", "address")
+    # A Prometheus exporter-toolkit web config file (YAML): tls_server_config
+    # and basic_auth_users (bcrypt). "" serves plain HTTP without passwords.
+    web_config_file: str = opt("", "optpath")
+    # true serves plain HTTP on an address other than loopback; without it,
+    # such an address needs TLS from web_config_file.
+    insecure: bool = opt(False, "bool")
 
 
 TasksMax = int | Literal["infinity"]

@@ -197,3 +197,16 @@ def parse_address(text: str) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an address's host only reaches this machine: 127.0.0.0/8, ::1
+    or "localhost". Any other name may resolve anywhere, so it is not."""
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -18,7 +18,8 @@ from taucg.faces.roff import Page, bold, escape, italic
 
 _KINDS = {
     "bool": "boolean", "int": "integer", "float": "number", "str": "string",
-    "path": "absolute path", "regex": "regular expression", "unitname": "unit name",
+    "path": "absolute path", "optpath": 'absolute path or ""',
+    "regex": "regular expression", "unitname": "unit name",
     "address": "HOST:PORT", "size": "size (bytes, K/M/G/T suffix, or percent of RAM)",
     "bytes": "size (bytes, K/M/G/T suffix)", "weight": 'integer or "idle"',
     "cpus": 'CPU list ("0-3,6")', "tasks": 'integer or "infinity"',

@@ -144,7 +144,7 @@ class Daemon:
         # Alerts, recovery and governor actions, to the API's subscribers.
         self.hub = Hub(log=lambda m: self.log.warning("%s", m))
         self.server = Server(methods(self), self._audit_api, self.log.error, self.hub)
-        self._metrics: tuple[Any, Any] | None = None
+        self._metrics: Any = None  # the HTTP server (faces/http/server.HttpFace)
         self.reaper = ZombieReaper(in_scope=in_tiers)
         self._stubborn: set[int] = set()
         self._refusals: dict[int, tuple[float, int, int]] = {}  # uid -> window, n, dropped
@@ -152,6 +152,11 @@ class Daemon:
     @property
     def history(self) -> MetricSeries:
         return self.monitor.history
+
+    @property
+    def processes(self) -> Sequence[ProcessSample]:
+        """The last sweep's processes (the API's processes method reads them)."""
+        return self._processes
 
     def publish(self, **changes: Any) -> None:
         """Replaces the published state; readers on other threads see the
@@ -175,11 +180,16 @@ class Daemon:
             self.log.critical("cannot serve the API: %s", exc)
             on_ready(f"cannot serve the API: {exc}")
             return 1
+        refused = self._start_metrics()
+        if refused:
+            self.log.critical("cannot serve HTTP: %s", refused)
+            on_ready(f"cannot serve HTTP: {refused}")
+            await self.server.close()
+            return 1
         self._open_samples()
         if self.kernel_log.unavailable:
             self.log.warning("OOM-kill alerts will not name the killed process: %s",
                              self.kernel_log.unavailable)
-        self._start_metrics()
         self._start_workers()
         self.log.info("taucg %s started: config %s, socket %s", __version__,
                       self.cfg.file or "built-in default", self.cfg.daemon.socket_path,
@@ -192,7 +202,7 @@ class Daemon:
         await self._stop_workers()
         await self.server.close()
         if self._metrics is not None:
-            self._metrics[0].shutdown()
+            self._metrics.shutdown()
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.close()
@@ -219,20 +229,29 @@ class Daemon:
             return
         loop.default_exception_handler(context)
 
-    def _start_metrics(self) -> None:
-        address = self.cfg.daemon.metrics_address
+    def _start_metrics(self) -> str | None:
+        """The HTTP server (metrics, REST, dashboard), imported only when
+        configured; a reason when the config must not be served."""
+        d = self.cfg.daemon
+        address = d.http_address or d.metrics_address
         if not address:
-            return
-        from taucg.faces.metrics import serve
+            return None
+        from taucg.faces.http.start import HttpRefused, address_of, open_http
 
+        key = address_of(self.cfg)[1]
         try:
-            self._metrics = serve(lambda: self.state, address)
+            face = open_http(self.cfg, lambda: self.state, methods(self), self.log)
+            face.start()
+        except HttpRefused as exc:
+            return str(exc)
         except OSError as exc:
-            self.log.error("cannot serve metrics on %s: %s; check [daemon] metrics_address",
-                           address, exc)
-            return
+            self.log.error("cannot serve HTTP on %s: %s; check [daemon] %s", address, exc, key)
+            return None
+        self._metrics = face
         self.publish(metrics_address=address)
-        self.log.info("serving Prometheus metrics on http://%s/metrics", address)
+        self.log.info("serving metrics, the REST API and the dashboard on %s://%s/",
+                      face.scheme, address)
+        return None
 
     def _new_monitor(self) -> Monitor:
         rm = self.cfg.resource_monitoring
@@ -340,7 +359,8 @@ class Daemon:
                    "old config")
             return {"reloaded": False, "problems": problems, "generation": generation}
         restart_needed = [f"[daemon] {k}" for k in ("socket_path", "socket_group",
-                                                    "metrics_address")
+                                                    "metrics_address", "http_address",
+                                                    "web_config_file", "insecure")
                           if getattr(new.daemon, k) != getattr(self.cfg.daemon, k)]
         if new.sampler != self.cfg.sampler:
             restart_needed.append("[sampler] process_fd_budget")

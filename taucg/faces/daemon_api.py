@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from taucg import __version__
 from taucg.actors import records
 from taucg.faces import logs
+from taucg.faces.api_reads import number_param, read_methods
 from taucg.faces.socket_api import ApiError, Method, Peer, param
 from taucg.model.tiers import slice_name
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from taucg.faces.daemon_state import DaemonState
     from taucg.faces.subscriptions import Hub
     from taucg.model.monitor import MetricSeries
+    from taucg.readers.samples import ProcessSample
 
 
 class DaemonFace(Protocol):
@@ -36,6 +38,9 @@ class DaemonFace(Protocol):
 
     @property
     def history(self) -> MetricSeries: ...
+
+    @property
+    def processes(self) -> Sequence[ProcessSample]: ...
 
     async def reload(self) -> dict[str, Any]: ...
 
@@ -83,6 +88,9 @@ def methods(d: DaemonFace) -> dict[str, Method]:
 
     async def history(_peer: Peer, params: Mapping[str, Any]) -> dict[str, Any]:
         wanted = param(params, "metric", str, "")
+        # A range of wall-clock times (epoch seconds), either end open.
+        since = number_param(params, "since", float("-inf"))
+        until = number_param(params, "until", float("inf"))
         h = d.history
         window = d.cfg.resource_monitoring.trend_window_seconds
         offset = d.wall_minus_monotonic
@@ -90,7 +98,8 @@ def methods(d: DaemonFace) -> dict[str, Method]:
         for metric in h.metrics():
             if wanted and metric != wanted:
                 continue
-            series = [(round(t + offset, 3), v) for t, v in h.series(metric)]
+            series = [(round(t + offset, 3), v) for t, v in h.series(metric)
+                      if since <= t + offset <= until]
             out[metric] = {"points": series, "trend_per_second": h.trend(metric, window)}
         if wanted and not out:
             raise ApiError("not_found", f"no history for {wanted!r}; metrics: "
@@ -188,4 +197,5 @@ def methods(d: DaemonFace) -> dict[str, Method]:
                                            help="thaw the tiers safe mode froze"),
         "recovery.save_state": Method(save_state, mutation=True,
                                       help="keep a file as a unit's state blob"),
+        **read_methods(d),
     }

@@ -8,7 +8,8 @@ limit), so sum() over a limit adds up the limited tiers only.
 
 A custom collector reads the daemon's latest state at scrape time, so a
 scrape costs nothing between scrapes and never samples the kernel itself.
-Served only when [daemon] metrics_address is set ("127.0.0.1:9464").
+Served at /metrics by the daemon's HTTP server (faces/http/server.py) when
+[daemon] http_address is set ("127.0.0.1:9464").
 README's "Metrics" section lists every family.
 """
 
@@ -19,12 +20,11 @@ import platform
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from taucg import __version__
-from taucg.config.values import parse_address
 
 if TYPE_CHECKING:
     from taucg.faces.daemon_state import DaemonState, GovernorView, Tick
@@ -273,10 +273,9 @@ def _governor_metrics(gv: GovernorView) -> Iterator[Any]:
     yield actions
 
 
-def serve(state: Callable[[], DaemonState], address: str) -> tuple[Any, Any]:
-    """Starts the HTTP endpoint on its own thread; returns (server, thread)."""
-    host, port = parse_address(address)
-    registry = CollectorRegistry()
-    registry.register(DaemonCollector(state))
-    ProcessCollector(registry=registry)  # the daemon's own CPU, memory and fds
-    return start_http_server(port, host, registry=registry)
+def registry(state: Callable[[], DaemonState]) -> CollectorRegistry:
+    """What /metrics exposes: the daemon's collector and its own process."""
+    reg = CollectorRegistry()
+    reg.register(DaemonCollector(state))
+    ProcessCollector(registry=reg)  # the daemon's own CPU, memory and fds
+    return reg
