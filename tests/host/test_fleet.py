@@ -2,7 +2,10 @@
 namespace with its own address (three hosts), scraped by Debian's
 Prometheus with contrib/'s rules loaded, which sends its alerts to Debian's
 Alertmanager, which routes them to a webhook receiver run by this test.
-Everything listens inside the test's own namespaces (tests/support/netns.py).
+Each daemon serves /metrics over TLS (its exporter-toolkit web config) and
+requires a client certificate from the CA this test makes; Prometheus
+scrapes with one. Everything listens inside the test's own namespaces
+(tests/support/netns.py).
 
 On the host there are no tier slices (no systemd), so the alerts that a
 node can really raise here are health below its threshold and a node that
@@ -17,7 +20,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import ssl
 import tempfile
+import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +50,7 @@ from tests.support.fleet import (
     start_prometheus,
 )
 from tests.support.netns import Lab, Netns
+from tests.support.tls import Pair, get, make_ca, make_cert, write_web_config
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(900)
@@ -68,15 +74,20 @@ class Node:
     name: str
     ns: Netns
     root: Path
+    web: Path  # its web config: TLS, a client certificate required
     child: Child
 
     @property
     def socket(self) -> Path:
         return self.root / "taucg.sock"
 
+    @property
+    def url(self) -> str:
+        return f"https://{self.ns.address}:{PORT}/metrics"
+
     def config(self, sections: dict[str, Any]) -> Path:
-        return daemon_config(self.root, **{
-            **sections, "daemon": {"metrics_address": f"{self.ns.address}:{PORT}"}})
+        return daemon_config(self.root, **{**sections, "daemon": {
+            "http_address": f"{self.ns.address}:{PORT}", "web_config_file": self.web}})
 
     def reload(self, sections: dict[str, Any]) -> None:
         before = call(self.socket, "ping", timeout=20)["generation"]
@@ -86,10 +97,28 @@ class Node:
                  PATIENCE, f"{self.name} to reload")
 
 
-def start_node(name: str, ns: Netns, workdir: Path, sections: dict[str, Any]) -> Node:
+@dataclass(frozen=True)
+class Pki:
+    ca: Pair
+    prometheus: Pair  # the scraper's client certificate
+    stranger: Pair  # a client certificate another CA signed
+
+
+def make_pki(directory: Path) -> Pki:
+    ca = make_ca(directory, "fleet-ca")
+    other = make_ca(directory, "other-ca")
+    return Pki(ca, make_cert(ca, directory, "prometheus", ["DNS:prometheus"], client=True),
+               make_cert(other, directory, "stranger", ["DNS:prometheus"], client=True))
+
+
+def start_node(name: str, ns: Netns, workdir: Path, sections: dict[str, Any],
+               pki: Pki) -> Node:
     root = workdir / name
     root.mkdir(mode=0o755)
-    node = Node(name, ns, root, None)  # type: ignore[arg-type]
+    server = make_cert(pki.ca, workdir / "pki", name, [f"IP:{ns.address}"])
+    web = write_web_config(root / "web.yml", server=server, client_ca=pki.ca.cert,
+                           client_auth_type="RequireAndVerifyClientCert")
+    node = Node(name, ns, root, web, None)  # type: ignore[arg-type]
     config = node.config(sections)
     node.child = start(ns, name, taucg_argv("daemon", config=config), root)
     wait_until_serving(node.socket, node.child.proc, timeout=PATIENCE)
@@ -99,6 +128,7 @@ def start_node(name: str, ns: Netns, workdir: Path, sections: dict[str, Any]) ->
 @dataclass
 class Fleet:
     lab: Lab
+    pki: Pki
     nodes: dict[str, Node]
     prometheus: Child
     alertmanager: Child
@@ -117,10 +147,11 @@ def fleet() -> Iterator[Fleet]:
     children: list[Child] = []
     receiver = Receiver()
     try:
+        pki = make_pki(workdir / "pki")
         nodes = {}
         for i, sections in enumerate((HEALTHY, HEALTHY, UNHEALTHY), start=1):
             ns = lab.add_node()
-            node = start_node(f"node-{i}", ns, workdir, sections)
+            node = start_node(f"node-{i}", ns, workdir, sections, pki)
             children.append(node.child)
             nodes[node.name] = node
         receiver.start(lab.hub)
@@ -128,9 +159,12 @@ def fleet() -> Iterator[Fleet]:
         children.append(am)
         prom = start_prometheus(lab.hub, workdir / "prometheus",
                                 [Target(n.name, f"{n.ns.address}:{PORT}") for n in nodes.values()],
-                                {"scheme": "http"})
+                                {"scheme": "https", "tls_config": {
+                                    "ca_file": str(pki.ca.cert),
+                                    "cert_file": str(pki.prometheus.cert),
+                                    "key_file": str(pki.prometheus.key)}})
         children.append(prom)
-        f = Fleet(lab, nodes, prom, am, receiver)
+        f = Fleet(lab, pki, nodes, prom, am, receiver)
         wait_for(lambda: am.alive() and ready(lab.hub, ALERTMANAGER_PORT), PATIENCE,
                  "Alertmanager to be ready")
         wait_for(lambda: prom.alive() and ready(lab.hub, PROMETHEUS_PORT), PATIENCE,
@@ -149,12 +183,33 @@ def fleet() -> Iterator[Fleet]:
 def test_three_nodes_are_scraped_each_at_its_own_address(fleet: Fleet) -> None:
     targets = api(fleet.lab.hub, "/api/v1/targets", state="active")["activeTargets"]
     seen = {t["labels"]["instance"]: t["scrapeUrl"] for t in targets if t["health"] == "up"}
-    assert seen == {n.name: f"http://{n.ns.address}:{PORT}/metrics"
-                    for n in fleet.nodes.values()}
+    assert seen == {n.name: n.url for n in fleet.nodes.values()}
     # Each is a different daemon: its own PID as its process sees it.
     pids = {r["metric"]["instance"] for r in fleet.query("taucg_build_info")}
     assert pids == set(fleet.nodes)
     assert len({n.child.proc.pid for n in fleet.nodes.values()}) == 3
+
+
+def refused(ns: Netns, url: str, **kw: Any) -> bool:
+    """True when the node refuses the TLS handshake (or the first read)."""
+    try:
+        with ns.entered():
+            get(url, **kw)
+    except (ssl.SSLError, ConnectionError, urllib.error.URLError, OSError):
+        return True
+    return False
+
+
+def test_each_node_requires_the_fleet_client_certificate(fleet: Fleet) -> None:
+    """What Prometheus is let in with, and what is turned away, from the hub."""
+    node = fleet.nodes["node-2"]
+    hub, ca = fleet.lab.hub, fleet.pki.ca.cert
+    with hub.entered():
+        answer = get(node.url, ca=ca, client=fleet.pki.prometheus)
+    assert answer.status == 200 and b"taucg_build_info" in answer.body
+    assert refused(hub, node.url, ca=ca)  # no client certificate
+    assert refused(hub, node.url, ca=ca, client=fleet.pki.stranger)  # another CA's
+    assert refused(hub, node.url.replace("https:", "http:"))  # plain HTTP
 
 
 def firing(f: Fleet, alertname: str) -> set[str]:
