@@ -67,10 +67,14 @@ class Lab:
     _made: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.hub = self._add(f"{self.prefix}-hub", HUB_ADDRESS)
-        ip("-n", self.hub.name, "link", "add", "br0", "type", "bridge")
-        ip("-n", self.hub.name, "addr", "add", f"{HUB_ADDRESS}/24", "dev", "br0")
-        ip("-n", self.hub.name, "link", "set", "br0", "up")
+        try:
+            self.hub = self._add(f"{self.prefix}-hub", HUB_ADDRESS)
+            ip("-n", self.hub.name, "link", "add", "br0", "type", "bridge")
+            ip("-n", self.hub.name, "addr", "add", f"{HUB_ADDRESS}/24", "dev", "br0")
+            ip("-n", self.hub.name, "link", "set", "br0", "up")
+        except BaseException:
+            self.remove()  # the caller never gets a Lab to remove
+            raise
 
     def _add(self, name: str, address: str) -> Netns:
         ip("netns", "add", name)
