@@ -196,6 +196,11 @@ class DaemonCollector(Collector):
         if s.health is not None:
             yield GaugeMetricFamily("taucg_health_score", "health score, 0-1",
                                     value=s.health.score)
+            # The node's own [health_checking] health_score_threshold, so one
+            # fleet rule (score < threshold) honours each node's config.
+            yield GaugeMetricFamily("taucg_health_score_threshold", "health_score_threshold "
+                                    "in use: below it the node is unhealthy, 0-1",
+                                    value=s.health.threshold)
             checks = GaugeMetricFamily("taucg_health_check_score", "each check's score, 0-1",
                                        labels=["check"])
             for check in s.health.checks:

@@ -61,7 +61,7 @@ def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_sdist_carries_the_build_and_the_tests(sdist: Path) -> None:
     with tarfile.open(sdist) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    tracked = run("git", "-C", ROOT, "ls-files", "csrc", "units", "tests").split()
+    tracked = run("git", "-C", ROOT, "ls-files", "csrc", "units", "tests", "contrib").split()
     missing = sorted(set(tracked) - names)
     assert not missing, f"the sdist leaves out {missing}"
     assert {"LICENSE", "setup.py", "pyproject.toml", "README.md"} <= names

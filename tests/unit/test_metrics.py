@@ -15,7 +15,7 @@ from taucg import __version__
 from taucg.config.schema import TIER_NAMES
 from taucg.faces.daemon_state import DaemonState, GovernorView, Tick
 from taucg.faces.metrics import DaemonCollector
-from taucg.model.health import ServiceState
+from taucg.model.health import CheckResult, Health, ServiceState
 from taucg.readers.cgroupfs import CpuMax, MemberUsage
 from taucg.readers.samples import (
     CgroupCpu,
@@ -59,7 +59,8 @@ def state() -> DaemonState:
                       frozen=frozenset(), actions=(), actions_total={"tighten": 2})
     return DaemonState(pid=1, version=__version__, started=0.0, config_file=None,
                        generation=1, loaded_at=0.0, interval_seconds=5, sweeps=7,
-                       sweep_seconds_total=0.07, last=tick, governor=gv, units=units)
+                       sweep_seconds_total=0.07, last=tick, governor=gv, units=units,
+                       health=Health(0.6, 0.75, (CheckResult("memory_usage", 0.6, "40%"),)))
 
 
 def exposition(s: DaemonState) -> str:
@@ -214,3 +215,11 @@ def test_forecasts_by_resource_subject_tier_and_limit() -> None:
     assert quality == {"tau-low.slice": 0.97, "/var": 0.8}
     none = samples(exposition(state()))
     assert not none["taucg_forecast_seconds_to_limit"]
+
+
+def test_health_score_and_the_nodes_own_threshold(text: str) -> None:
+    """The fleet rule compares the two, so each node is judged by its own
+    health_score_threshold."""
+    assert value(text, "taucg_health_score") == 0.6
+    assert value(text, "taucg_health_score_threshold") == 0.75
+    assert value(text, "taucg_health_check_score", check="memory_usage") == 0.6
