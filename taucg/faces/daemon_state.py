@@ -14,6 +14,7 @@ from taucg.model.monitor import TierUsage
 if TYPE_CHECKING:
     from taucg.actors.recovery_watcher import RecoveryView
     from taucg.config.schema import Config
+    from taucg.model.custom_metrics import CustomValue
     from taucg.model.health import Health, ServiceState
     from taucg.readers.cgroupfs import CpuMax, MemberUsage
     from taucg.readers.samples import CgroupSample, CpuTimes, MemInfo
@@ -104,6 +105,7 @@ class DaemonState:
     interval_in_use: float | None = None  # smart sampling: the sweep interval now
     governor: GovernorView | None = None
     units: Mapping[str, ServiceState] = field(default_factory=dict)  # members' systemd state
+    custom: tuple[CustomValue, ...] = ()  # [[metrics.custom]] at the last tick
 
     def with_alerts(self, new: list[Mapping[str, Any]]) -> DaemonState:
         from dataclasses import replace

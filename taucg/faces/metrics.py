@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
@@ -28,6 +28,7 @@ from taucg.config.values import parse_address
 
 if TYPE_CHECKING:
     from taucg.faces.daemon_state import DaemonState, GovernorView, Tick
+    from taucg.model.custom_metrics import CustomValue
     from taucg.readers.samples import CgroupSample
 
 # node_exporter's systemd collector's states: one series each, 1 for the current one.
@@ -208,6 +209,7 @@ class DaemonCollector(Collector):
             yield GaugeMetricFamily("taucg_sampler_interval_seconds",
                                     "the sweep interval in use (smart sampling)",
                                     value=s.interval_in_use)
+        yield from _custom_metrics(s.custom)
         gv = s.governor
         if gv is not None:
             yield from _governor_metrics(gv)
@@ -223,6 +225,24 @@ class DaemonCollector(Collector):
             yield actions
             yield GaugeMetricFamily("taucg_safe_mode", "1 while in safe mode",
                                     value=1.0 if r.safe_mode else 0.0)
+
+
+def custom_metric_name(name: str, unit: str | None) -> str:
+    """taucg_custom_NAME, with the unit as its suffix unless the name already
+    ends with it (Prometheus's naming: the base unit last)."""
+    base = f"taucg_custom_{name}"
+    return base if unit is None or name.endswith(f"_{unit}") or name == unit \
+        else f"{base}_{unit}"
+
+
+def _custom_metrics(values: Iterable[CustomValue]) -> Iterator[Any]:
+    """One gauge family per [[metrics.custom]] entry; a metric without a
+    value at the last tick is left out (absent, not 0)."""
+    for c in values:
+        if c.value is not None:
+            yield GaugeMetricFamily(custom_metric_name(c.name, c.unit),
+                                    c.help or f"custom metric {c.name} ([[metrics.custom]])",
+                                    value=c.value, unit=c.unit or "")
 
 
 def _governor_metrics(gv: GovernorView) -> Iterator[Any]:

@@ -105,4 +105,5 @@ class OomAlarm:
             why = unavailable or "the kernel log holds no matching oom-kill line"
             text = f"{killed}; the victim is not known ({why})"
         return Alert(f"oom_kill {tier}", "raised", float(new), 0.0, now,
-                     text + f"; raise MemoryMax of tau-{tier}.slice or find what grew")
+                     text + f"; raise MemoryMax of tau-{tier}.slice or find what grew",
+                     severity="critical")
