@@ -457,7 +457,8 @@ class Daemon:
         swept = time.monotonic() - began
         update = self.monitor.update(sample, self._disks, procs, cgroups, kills,
                                      self.kernel_log.unavailable)
-        fresh, self._custom_values = self._custom_values, {}
+        fresh = dict(self._custom_values)  # the custom worker holds this dict: clear, keep
+        self._custom_values.clear()
         custom = self.custom.fold(update, fresh, self.monitor.history, sample.monotonic)
 
         # The history's clock: the sample's own time, so points read back
