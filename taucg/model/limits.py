@@ -86,7 +86,7 @@ class OomAlarm:
             elif tier in self.raised:
                 self.raised.discard(tier)
                 alerts.append(Alert(f"oom_kill {tier}", "cleared", 0.0, 0.0, now,
-                                    f"no new OOM kill in tier {tier}"))
+                                    f"no new OOM kill in tier {tier}", severity="critical"))
         # A kill logged after this tick's cgroup sample is counted next
         # tick, so it waits; one outside the tiers is none of ours.
         self.pending = [k for k in self.pending if tier_of(k.cgroup) in tiers][-64:]

@@ -87,7 +87,9 @@ def _from_alert(a: Mapping[str, Any], t: float) -> Notification:
     return Notification(event, severity, f"taucg: {metric} {verb}", str(a.get("message", "")),
                         t, f"alert {metric}", "firing" if raised else "resolved",
                         {"metric": metric, "value": str(a.get("value")),
-                         "threshold": str(a.get("threshold"))})
+                         "threshold": str(a.get("threshold")),
+                         # The condition's own severity, the same for its clear.
+                         "severity": str(a.get("severity", "warning"))})
 
 
 def _from_recovery(r: Mapping[str, Any], t: float) -> Notification | None:
@@ -183,18 +185,26 @@ def _rfc3339(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
+# Alertmanager tells alerts apart by their labels, so a raise and its clear
+# must carry the same severity label: the event's, not the clear's "info".
+LABEL_SEVERITY = {"notify_admin": "critical", "oom_kill": "critical", "safe_mode": "critical",
+                  "governor_freeze": "warning", "health": "warning"}
+
+
 def alertmanager_payload(n: Notification, node: str) -> list[dict[str, Any]]:
     """Alertmanager's POST /api/v2/alerts body (postableAlerts): one alert,
     labelled so that a raise and its clear are the same alert (alertname +
     key + node); a resolved one carries endsAt = its time. A firing one
     gets no endsAt from us: Alertmanager's resolve_timeout ends it, unless
     its clear arrives first."""
-    labels = {"alertname": f"taucg_{n.event}", "severity": n.severity, "node": node,
+    severity = n.fields.get("severity") or LABEL_SEVERITY.get(n.event, n.severity)
+    labels = {"alertname": f"taucg_{n.event}", "severity": severity, "node": node,
               "key": n.key, "job": "taucg"}
     labels.update({k: v for k, v in n.fields.items() if k in ("tier", "unit", "metric")})
     alert: dict[str, Any] = {
         "labels": labels,
-        "annotations": {"summary": n.summary, "description": n.body, "taucg_id": n.id},
+        "annotations": {"summary": n.summary, "description": n.body, "taucg_id": n.id,
+                        "taucg_severity": n.severity},
         "startsAt": _rfc3339(n.time),
     }
     if n.state == "resolved":

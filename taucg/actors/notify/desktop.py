@@ -72,10 +72,15 @@ class Desktop:
 
             gid = pwd.getpwuid(uid).pw_gid if _known(uid) else uid
             as_user = {"user": uid, "group": gid, "extra_groups": []}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "taucg.actors.notify.desktop_send", env=env, cwd="/",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, **as_user)  # type: ignore[arg-type]
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "taucg.actors.notify.desktop_send", env=env, cwd="/",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, **as_user)  # type: ignore[arg-type]
+        except OSError as exc:
+            return self._failed(uid, bus, f"cannot run {sys.executable} as uid {uid} "
+                                f"({exc.strerror}): install taucg where every user can "
+                                "run it")
         try:
             async with asyncio.timeout(self.timeout + 5):
                 out, err = await proc.communicate(request.encode())
@@ -93,10 +98,13 @@ class Desktop:
                          "notifications again")
             return f"uid {uid}: id {out.decode().strip()}"
         why = err.decode(errors="replace").strip().splitlines()[-1:] or ["no reason given"]
+        return self._failed(uid, bus, f"{why[0]}; is a notification daemon running in "
+                            "that session?")
+
+    def _failed(self, uid: int, bus: Path, why: str) -> str:
         if uid not in self._failing:
             self._failing.add(uid)
-            self.log(f"notifier {self.name}: cannot notify uid {uid} on {bus}: {why[0]}; "
-                     "is a notification daemon running in that session?")
+            self.log(f"notifier {self.name}: cannot notify uid {uid} on {bus}: {why}")
         return f"uid {uid}: failed"
 
 
