@@ -624,7 +624,9 @@ class Daemon:
     async def _notify(self) -> None:
         from taucg.faces.notify_worker import NotifyWorker
 
-        worker = NotifyWorker(self.cfg, self.log)
+        worker = NotifyWorker(self.cfg, self.log,
+                              lambda view: self.publish(notifiers=view))
+        self.publish(notifiers=worker.view())
         self.hub.listeners.append(worker.hear)
         try:
             await worker.run()

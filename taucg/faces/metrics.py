@@ -29,6 +29,7 @@ from taucg.config.values import parse_address
 if TYPE_CHECKING:
     from taucg.faces.daemon_state import DaemonState, GovernorView, Tick
     from taucg.model.custom_metrics import CustomValue
+    from taucg.model.notify import NotifierView
     from taucg.readers.samples import CgroupSample
 
 # node_exporter's systemd collector's states: one series each, 1 for the current one.
@@ -210,6 +211,8 @@ class DaemonCollector(Collector):
                                     "the sweep interval in use (smart sampling)",
                                     value=s.interval_in_use)
         yield from _custom_metrics(s.custom)
+        if s.notifiers:
+            yield from _notifier_metrics(s.notifiers)
         gv = s.governor
         if gv is not None:
             yield from _governor_metrics(gv)
@@ -225,6 +228,28 @@ class DaemonCollector(Collector):
             yield actions
             yield GaugeMetricFamily("taucg_safe_mode", "1 while in safe mode",
                                     value=1.0 if r.safe_mode else 0.0)
+
+
+def _notifier_metrics(views: Iterable[NotifierView]) -> Iterator[Any]:
+    sent = CounterMetricFamily("taucg_notifications", "notifications each notifier took "
+                               "(past its events, severity and rate limit) since start",
+                               labels=["notifier", "type"])
+    held = CounterMetricFamily("taucg_notifications_suppressed", "notifications each "
+                               "notifier's rate limit held back since start",
+                               labels=["notifier", "type"])
+    queued = GaugeMetricFamily("taucg_notifications_queued", "a webhook's notifications "
+                               "waiting on disk for their receiver", labels=["notifier"])
+    failed = CounterMetricFamily("taucg_notifications_failed_attempts", "a webhook's "
+                                 "delivery attempts that failed since start",
+                                 labels=["notifier"])
+    for v in views:
+        sent.add_metric([v.name, v.type], v.sent)
+        held.add_metric([v.name, v.type], v.suppressed)
+        if v.queued is not None:
+            queued.add_metric([v.name], v.queued)
+        if v.failures is not None:
+            failed.add_metric([v.name], v.failures)
+    yield from (sent, held, queued, failed)
 
 
 def custom_metric_name(name: str, unit: str | None) -> str:

@@ -30,7 +30,7 @@ from taucg.actors.notify.queue import DiskQueue, queue_dir
 from taucg.actors.notify.webhook import Webhook
 from taucg.config.output_checks import notifier_names
 from taucg.config.schema import Config, Notifier
-from taucg.model.notify import Gate, Notification, from_event
+from taucg.model.notify import Gate, Notification, NotifierView, from_event
 
 CONCURRENT = 4  # commands or desktop calls of one notifier running at once
 
@@ -47,8 +47,12 @@ class Route:
 
 
 class NotifyWorker:
-    def __init__(self, cfg: Config, log: logging.Logger) -> None:
+    def __init__(self, cfg: Config, log: logging.Logger,
+                 changed: Callable[[tuple[NotifierView, ...]], None] = lambda _v: None
+                 ) -> None:
+        """``changed`` hears the counts after each delivery or attempt."""
         self.log = log
+        self.changed = changed
         node = socket.gethostname()
         self.routes: list[Route] = []
         for name, n in zip(notifier_names(cfg), cfg.notifiers, strict=True):
@@ -62,10 +66,21 @@ class NotifyWorker:
                 route.webhook = Webhook(name, n.url, n.format, n.timeout_seconds,
                                         n.retry_initial_seconds, n.retry_max_seconds, queue,
                                         node, say)
+                route.webhook.changed = self._changed
             elif n.type == "desktop":
                 route.desktop = Desktop(name, n.runtime_directory, n.timeout_seconds, say)
             self.routes.append(route)
         self.sent: dict[str, int] = {r.name: 0 for r in self.routes}
+
+    def view(self) -> tuple[NotifierView, ...]:
+        return tuple(NotifierView(
+            r.name, r.cfg.type, self.sent[r.name], r.gate.held_total,
+            len(r.webhook.queue) if r.webhook is not None else None,
+            r.webhook.failures_total if r.webhook is not None else None)
+            for r in self.routes)
+
+    def _changed(self) -> None:
+        self.changed(self.view())
 
     def _say(self, name: str) -> Callable[[str], None]:
         def say(message: str) -> None:
@@ -82,6 +97,7 @@ class NotifyWorker:
             admitted = route.gate.admit(n, now)
             if admitted is not None:
                 self._deliver(route, admitted)
+        self._changed()
 
     def _deliver(self, route: Route, n: Notification) -> None:
         self.sent[route.name] += 1

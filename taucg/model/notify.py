@@ -155,6 +155,7 @@ class Gate:
     period: float
     sent: deque[float] = field(default_factory=deque)
     held: int = 0
+    held_total: int = 0
 
     def admit(self, n: Notification, now: float) -> Notification | None:
         if n.event not in self.events or rank(n.severity) < rank(self.min_severity):
@@ -164,6 +165,7 @@ class Gate:
                 self.sent.popleft()
             if len(self.sent) >= self.limit:
                 self.held += 1
+                self.held_total += 1
                 return None
             self.sent.append(now)
         if self.held:
@@ -171,6 +173,18 @@ class Gate:
 
             n, self.held = replace(n, suppressed=self.held), 0
         return n
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierView:
+    """One notifier's counts since the daemon started, for /metrics."""
+
+    name: str
+    type: str
+    sent: int  # passed its gate and handed to the notifier
+    suppressed: int  # held back by its rate limit
+    queued: int | None  # webhook: waiting on disk
+    failures: int | None  # webhook: failed attempts
 
 
 # ------------------------------------------------------------ payloads ---

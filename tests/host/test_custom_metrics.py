@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.host.test_api import check_with_promtool
 from tests.support.cli import taucg
 from tests.support.receiver import free_port
 from tests.support.waiting import wait_for
@@ -58,6 +59,7 @@ def test_file_and_command_metrics_history_export_and_alerts(
     assert "taucg_custom_room_celsius 45.0" in body
     assert "taucg_custom_answer 42.0" in body
     assert "taucg_custom_garbage" not in body and "taucg_custom_broken" not in body
+    check_with_promtool(body)  # Prometheus's own lint of the names and HELP
     temp.write_text("29\n")  # below 30 but not below 30 - 2: stays raised
     wait_for(lambda: 29.0 in _points(d, "custom.room"), 60, "29 recorded")
     assert "custom.room" in d.call("alerts")["active"]

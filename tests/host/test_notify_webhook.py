@@ -11,17 +11,19 @@ daemon raised (its `alerts` API lists them)."""
 from __future__ import annotations
 
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.support.receiver import Receiver
+from tests.support.receiver import Receiver, free_port
 from tests.support.waiting import wait_for
 
 OUTAGE_SECONDS = 25.0  # the issue's "a minute", shortened; the port really refuses
 
 
-def _config(root: Path, receiver: Receiver) -> dict[str, Any]:
+def _config(root: Path, receiver: Receiver, port: int) -> dict[str, Any]:
     return {
+        "daemon": {"metrics_address": f"127.0.0.1:{port}"},
         "metrics": {"custom": [{"name": "level", "file": root / "level", "warning": 10.0}]},
         "notifiers": [{"type": "webhook", "name": "hook", "url": receiver.url,
                        "min_severity": "info", "rate_limit": 0, "timeout_seconds": 5.0,
@@ -47,6 +49,14 @@ def _flip(d: Any, root: Path, value: float, state: str, count: int) -> None:
              == state, 60, f"alert {count} ({state}) of custom.level")
 
 
+def _metric(port: int, series: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(series + " "):
+                return float(line.split()[-1])
+    return -1.0
+
+
 def _mine(receiver: Receiver) -> list[dict[str, Any]]:
     return [b for b in receiver.received() if b["fields"].get("metric") == "custom.level"]
 
@@ -61,7 +71,8 @@ def test_receiver_down_then_back_loses_nothing_and_duplicates_nothing(
     receiver = Receiver().up()
     try:
         (daemon_root / "level").write_text("1\n")
-        d = start_daemon(**_config(daemon_root, receiver))
+        port = free_port()
+        d = start_daemon(**_config(daemon_root, receiver, port))
         _flip(d, daemon_root, 20, "raised", 1)
         wait_for(lambda: len(_mine(receiver)) == 1, 60, "the first notification")
 
@@ -76,13 +87,17 @@ def test_receiver_down_then_back_loses_nothing_and_duplicates_nothing(
         # The daemon stops with the two still queued, and a new one starts.
         assert d.stop() == 0
         assert len(_queued(daemon_root)) >= 2
-        d = start_daemon(**_config(daemon_root, receiver))
+        d = start_daemon(**_config(daemon_root, receiver, port))
         # A new daemon's threshold starts unraised: the level (20) raises it again.
         wait_for(lambda: _level_alerts(d), 60, "the restarted daemon's first alert")
         _flip(d, daemon_root, 1, "cleared", 2)
         expected += [(a["time"], a["state"]) for a in _level_alerts(d)]
         assert len(_queued(daemon_root)) >= 4
         assert receiver.refuses()
+        # The outage shows in /metrics: the queue and the failed attempts.
+        wait_for(lambda: _metric(port, 'taucg_notifications_failed_attempts_total'
+                                 '{notifier="hook"}') >= 1, 60, "failed attempts counted")
+        assert _metric(port, 'taucg_notifications_queued{notifier="hook"}') >= 4
         assert len(_mine(receiver)) == 1
         # The outage lasts at least OUTAGE_SECONDS, retries and all.
         wait_for(lambda: time.monotonic() - began >= OUTAGE_SECONDS, OUTAGE_SECONDS + 5,

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from taucg import __version__
@@ -74,6 +75,9 @@ class Webhook:
         self._wake = asyncio.Event()
         self.delivered = 0
         self.failures = 0  # attempts since the last delivery
+        self.failures_total = 0
+        self._delay = retry_initial
+        self.changed: Callable[[], None] = lambda: None  # after each attempt
 
     def put(self, n: Notification) -> None:
         self.queue.put(n)
@@ -83,7 +87,7 @@ class Webhook:
         if len(self.queue):
             self.log(f"notifier {self.name}: {len(self.queue)} notifications queued from "
                      f"before; delivering them to {self.url}")
-        delay = self.retry_initial
+        self._delay = self.retry_initial
         while True:
             head = self.queue.head()
             if head is None:
@@ -93,27 +97,35 @@ class Webhook:
             path, n = head
             answer = await asyncio.to_thread(post, self.url, body(n, self.fmt, self.node),
                                              self.timeout)
-            if answer.delivered:
-                self.queue.done(path)
-                self.delivered += 1
-                if self.failures:
-                    self.log(f"notifier {self.name}: {self.url} answers again after "
-                             f"{self.failures} failed attempts; {len(self.queue)} still queued")
-                self.failures, delay = 0, self.retry_initial
-                continue
-            if not answer.retry:
-                self.queue.done(path)
-                with contextlib.suppress(OSError):
-                    path.with_suffix(".rejected").write_text(json.dumps(n.to_dict()))
-                self.log(f"notifier {self.name}: {self.url} refused notification {n.id} with "
-                         f"HTTP {answer.status} {answer.reason}; set aside as "
-                         f"{path.with_suffix('.rejected')}: check the url and format")
-                continue
-            if not self.failures:
-                what = f"HTTP {answer.status} {answer.reason}" if answer.status else answer.reason
-                self.log(f"notifier {self.name}: cannot deliver to {self.url} ({what}); "
-                         f"{len(self.queue)} queued on disk, retrying with backoff up to "
-                         f"{self.retry_max:g} s")
-            self.failures += 1
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.retry_max)
+            wait = self._settle(path, n, answer)
+            self.changed()
+            if wait:
+                await asyncio.sleep(wait)
+
+    def _settle(self, path: Path, n: Notification, answer: Answer) -> float:
+        """What one attempt's answer does to the queue; the backoff to wait, if any."""
+        if answer.delivered:
+            self.queue.done(path)
+            self.delivered += 1
+            if self.failures:
+                self.log(f"notifier {self.name}: {self.url} answers again after "
+                         f"{self.failures} failed attempts; {len(self.queue)} still queued")
+            self.failures, self._delay = 0, self.retry_initial
+            return 0.0
+        if not answer.retry:
+            with contextlib.suppress(OSError):
+                path.with_suffix(".rejected").write_text(json.dumps(n.to_dict()))
+            self.queue.done(path)
+            self.log(f"notifier {self.name}: {self.url} refused notification {n.id} with "
+                     f"HTTP {answer.status} {answer.reason}; set aside as "
+                     f"{path.with_suffix('.rejected')}: check the url and format")
+            return 0.0
+        if not self.failures:
+            what = f"HTTP {answer.status} {answer.reason}" if answer.status else answer.reason
+            self.log(f"notifier {self.name}: cannot deliver to {self.url} ({what}); "
+                     f"{len(self.queue)} queued on disk, retrying with backoff up to "
+                     f"{self.retry_max:g} s")
+        self.failures += 1
+        self.failures_total += 1
+        wait, self._delay = self._delay, min(self._delay * 2, self.retry_max)
+        return wait
