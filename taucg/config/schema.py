@@ -230,7 +230,8 @@ class Notifier:
     rate_limit: int = opt(20, "int", 0, 1_000_000,
                           doc="at most this many per rate_period_seconds (0: no limit); "
                               "the rest are counted and the next one sent says how many")
-    rate_period_seconds: float = opt(60.0, "float", 1, 86400)
+    rate_period_seconds: float = opt(60.0, "float", 1, 86400,
+                                     doc="the window rate_limit counts in")
     timeout_seconds: float = opt(10.0, "float", 0.1, 3600,
                                  doc="command: killed after this; webhook, desktop: per attempt")
     command: str | None = opt(None, "str", doc="command: the shell command; the event is in "

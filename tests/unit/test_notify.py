@@ -314,3 +314,27 @@ def test_webhook_body_in_both_formats() -> None:
     mine: Any = json.loads(body(n, "taucg", "h"))
     theirs: Any = json.loads(body(n, "alertmanager", "h"))
     assert mine["id"] == n.id and isinstance(theirs, list) and theirs[0]["labels"]["node"] == "h"
+
+
+def test_hub_listeners_hear_every_topic_and_a_failing_one_is_logged() -> None:
+    import asyncio
+
+    from taucg.faces.subscriptions import Hub
+
+    said: list[str] = []
+    heard: list[tuple[str, Any]] = []
+
+    def broken(_topic: str, _params: Any) -> None:
+        raise RuntimeError("boom")
+
+    async def scenario() -> None:
+        hub = Hub(log=said.append)
+        hub.listeners += [broken, lambda t, p: heard.append((t, dict(p)))]
+        sub = hub.add(frozenset({"alert"}))
+        hub.publish("health", {"healthy": False})  # no subscriber takes this topic
+        hub.publish("alert", {"metric": "m"})
+        assert sub.queue.qsize() == 1
+
+    asyncio.run(scenario())
+    assert heard == [("health", {"healthy": False}), ("alert", {"metric": "m"})]
+    assert len(said) == 2 and "boom" in said[0]
