@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -78,9 +79,11 @@ class Desktop:
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, **as_user)  # type: ignore[arg-type]
         except OSError as exc:
+            fix = ("the daemon may not switch users: give taucg.service a drop-in with "
+                   "CapabilityBoundingSet=CAP_SETUID CAP_SETGID" if exc.errno == errno.EPERM
+                   else "install taucg where every user can run it")
             return self._failed(uid, bus, f"cannot run {sys.executable} as uid {uid} "
-                                f"({exc.strerror}): install taucg where every user can "
-                                "run it")
+                                f"({exc.strerror}): {fix}")
         try:
             async with asyncio.timeout(self.timeout + 5):
                 out, err = await proc.communicate(request.encode())
