@@ -26,6 +26,8 @@ from taucg.readers.procfs import ProcessFacts
 
 if TYPE_CHECKING:
     from taucg.actors.systemd_dbus import Systemd
+    from taucg.config.ananicy import Settings
+    from taucg.model.ananicy import AnanicyIndex, AnanicyMatch
 
 # ------------------------------------------------------------- priorities ---
 
@@ -102,6 +104,67 @@ def pin(pid: int, cpus: Iterable[int]) -> int:
         except (ProcessLookupError, PermissionError):
             continue
     return done
+
+
+# ananicy's names for what apply_settings sets.
+IOCLASS_NUMBERS = {"none": 0, "realtime": 1, "best-effort": IOPRIO_CLASS_BE,
+                   "idle": IOPRIO_CLASS_IDLE}
+SCHED_POLICIES = {"other": os.SCHED_OTHER, "normal": os.SCHED_OTHER,
+                  "batch": os.SCHED_BATCH, "idle": os.SCHED_IDLE,
+                  "fifo": os.SCHED_FIFO, "rr": os.SCHED_RR}
+
+
+def apply_settings(pid: int, base: Priority | None, s: Settings) -> list[str]:
+    """An ananicy rule's own nice, IO class and level, scheduling policy and
+    oom_score_adj, inside its tier: what the rule gives wins, the tier's
+    row (base) fills the rest. Returns what failed, as apply_priority."""
+    from taucg.readers import syscalls
+
+    failed = []
+    if s.sched is not None:
+        policy = SCHED_POLICIES.get(s.sched)
+        if policy is None:
+            failed.append(f"sched {s.sched}: not a policy Linux offers (mainline has no "
+                          "SCHED_ISO; SCHED_DEADLINE needs runtime parameters)")
+        else:
+            rt = (s.rtprio or 1) if policy in (os.SCHED_FIFO, os.SCHED_RR) else 0
+            try:
+                os.sched_setscheduler(pid, policy, os.sched_param(rt))
+            except OSError as exc:
+                failed.append(f"sched {s.sched}: {exc.strerror}")
+    nice = s.nice if s.nice is not None else base.nice if base else None
+    if nice is not None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, nice)
+        except OSError as exc:
+            failed.append(f"nice {nice}: {exc.strerror}")
+    if s.ioclass is not None or s.ionice is not None or base is not None:
+        io_class = (IOCLASS_NUMBERS[s.ioclass] if s.ioclass is not None
+                    else base.io_class if base else IOPRIO_CLASS_BE)
+        if s.ioclass is None and s.ionice is not None and io_class == IOPRIO_CLASS_IDLE:
+            io_class = IOPRIO_CLASS_BE  # a level asked for needs a class that has levels
+        level = s.ionice if s.ionice is not None else base.io_level if base else 4
+        try:
+            syscalls.ioprio_set(pid, io_class, level if io_class in (1, IOPRIO_CLASS_BE) else 0)
+        except OSError as exc:
+            failed.append(f"io priority: {os.strerror(exc.errno or 0)}")
+    oom = s.oom_score_adj if s.oom_score_adj is not None else \
+        base.oom_score_adj if base else None
+    if oom is not None:
+        try:
+            Path(f"/proc/{pid}/oom_score_adj").write_text(str(oom))
+        except OSError as exc:
+            failed.append(f"oom_score_adj {oom}: {exc.strerror}")
+    return failed
+
+
+def ananicy_cpu_quota(match: AnanicyMatch, cpus: int | None = None) -> float | None:
+    """The scope's CPUQuota (percent of one CPU, systemd's unit) for an
+    ananicy cgroup's CPUQuota (percent of all CPUs, ananicy's)."""
+    quota = match.rule.cpu_quota
+    if quota is None:
+        return None
+    return round(quota * (cpus or os.cpu_count() or 1), 2)
 
 
 # --------------------------------------------------------------- tiers ---
@@ -197,29 +260,39 @@ def scope_limits(cfg: Config) -> dict[str, Any]:
             "cpu_quota": pm.cpu_limit_percent}
 
 
-async def place(client: Systemd, f: ProcessFacts, tier: str, cfg: Config, rule: str
-                ) -> Placement:
-    """Moves a process into its tier through a new transient scope."""
+async def place(client: Systemd, f: ProcessFacts, tier: str, cfg: Config, rule: str,
+                ananicy: AnanicyMatch | None = None) -> Placement:
+    """Moves a process into its tier through a new transient scope. An
+    ananicy match brings its own priorities and its cgroup's CPUQuota,
+    which replaces [process_management] cpu_limit_percent on the scope."""
     scope = scope_name(tier, f.comm, f.pid)
+    limits = scope_limits(cfg)
+    quota = ananicy_cpu_quota(ananicy) if ananicy is not None else None
+    if quota is not None:
+        limits["cpu_quota"] = quota
     props: dict[str, object] = {
         "Description": f"taucg: {f.comm} ({f.pid}) placed in {tier} by {rule}",
         "Slice": slice_name(tier),
         "PIDs": [f.pid],
         "CollectMode": "inactive-or-failed",
-        **properties.dbus_values(scope_limits(cfg)),
+        **properties.dbus_values(limits),
     }
     await client.start_transient(scope, props, mode="fail")
     prio = tier_priority(tier, cfg.process_management.process_priority_levels)
-    failures = tuple(apply_priority(f.pid, prio)) if prio else ()
+    if ananicy is not None:
+        failures = tuple(apply_settings(f.pid, prio, ananicy.rule.settings))
+    else:
+        failures = tuple(apply_priority(f.pid, prio)) if prio else ()
     return Placement(f.pid, f.comm, tier, scope, rule, failures)
 
 
 async def place_by_rules(cfg: Config, client: Systemd | None, pid: int, *,
-                         dry_run: bool = False, since: float | None = None
-                         ) -> dict[str, Any] | None:
+                         dry_run: bool = False, since: float | None = None,
+                         ananicy: AnanicyIndex | None = None) -> dict[str, Any] | None:
     """Classifies one process and, unless dry_run, places (or pins) it.
     Returns what happened, or None when no rule concerns it. ``since`` is
-    the proc-connector event's CLOCK_MONOTONIC time, for the latency."""
+    the proc-connector event's CLOCK_MONOTONIC time, for the latency;
+    ``ananicy`` the index of [rule_sources] ananicy, below [[rules]]."""
     from taucg.actors.records import audit
     from taucg.model.rules import classify
     from taucg.readers.procfs import ProcessGone, facts
@@ -229,15 +302,17 @@ async def place_by_rules(cfg: Config, client: Systemd | None, pid: int, *,
     except ProcessGone:
         return None
     ok, _ = is_candidate(f, os.getpid())
-    verdict = classify(cfg.rules, f)
-    if verdict.tier is None or verdict.rule is None:
+    verdict = classify(cfg.rules, f, ananicy)
+    rule = verdict.label()
+    if verdict.tier is None or rule is None:
         return None
-    rule = verdict.rule.label()
     entry: dict[str, Any] = {"pid": pid, "comm": f.comm, "tier": verdict.tier, "rule": rule,
                              "placed": False}
+    if verdict.ananicy is not None:
+        entry["source"] = str(verdict.ananicy.rule.source)
     if not ok:
         # A service's process stays in its unit; a rule may still pin it.
-        cpus = verdict.rule.rule.allowed_cpus
+        cpus = verdict.rule.rule.allowed_cpus if verdict.rule is not None else None
         if cpus is None or not (f.unit or "").endswith(".service"):
             return None
         entry["pinned"] = str(cpus)
@@ -255,7 +330,7 @@ async def place_by_rules(cfg: Config, client: Systemd | None, pid: int, *,
         entry["refused"] = adm.reason
         return entry
     try:
-        placed = await place(client, f, verdict.tier, cfg, rule)
+        placed = await place(client, f, verdict.tier, cfg, rule, verdict.ananicy)
     except Exception as exc:
         entry["error"] = str(exc)
         return entry

@@ -226,6 +226,22 @@ def _convert_scalar(check: Check, value: Any) -> Any:
                 raise ValueError(f"the weight of {name} must be a number >= 0, got {w!r}")
             weights[name] = float(w)
         return MappingProxyType(weights)
+    if kind == "paths":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"expected an array of absolute paths, got {_type_name(value)}")
+        for v in value:
+            if not v.startswith("/") or "\0" in v:
+                raise ValueError(f"expected an absolute path, got {v!r}")
+        return tuple(value)
+    if kind == "tier_map":
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a table of names to tiers, got {_type_name(value)}")
+        for name, tier in value.items():
+            if not isinstance(tier, str) or tier not in check.choices:
+                raise ValueError(f"{name}: " + (_choice_message(tier, check.choices)
+                                                if isinstance(tier, str) else
+                                                f"expected a tier name, got {_type_name(tier)}"))
+        return MappingProxyType(dict(value))
     if kind in ("units", "choices"):
         if not isinstance(value, list):
             raise ValueError(f"expected an array of strings, got {_type_name(value)}")

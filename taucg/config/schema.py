@@ -320,6 +320,25 @@ class Rule:
     MATCH_KEYS = ("comm", "exe", "cmdline", "user", "unit")
 
 
+# ananicy types -> tiers (issue 17's table); "nice" maps a type by its nice.
+ANANICY_TIERS = MappingProxyType({
+    "LowLatency_RT": "high", "Game": "high", "Player-Audio": "high", "Player-Video": "high",
+    "Image-View": "normal", "Doc-View": "normal", "Chat": "normal",
+    "Heavy_CPU": "low", "Service": "low",
+    "BG_CPUIO": "background", "BG_CPU": "background", "Launcher": "background",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSources:
+    """Our addition: rule files in other formats, below [[rules]] in precedence."""
+
+    ananicy: tuple[str, ...] = opt((), "paths", doc="ananicy rule trees (.rules/.types/.cgroups)")
+    ananicy_tiers: Mapping[str, str] = opt(ANANICY_TIERS, "tier_map",
+                                           choices=(*TIER_NAMES, "nice"),
+                                           doc="ananicy type -> tier, or \"nice\"")
+
+
 @dataclass(frozen=True, slots=True)
 class RecoveryService:
     strategy: str | None = opt(None, "choice", choices=STRATEGIES,
@@ -373,6 +392,7 @@ class Config:
     recovery: RecoveryConfig = opt(RecoveryConfig(), "section", cls=RecoveryConfig)
     governor: Governor = opt(Governor(), "section", cls=Governor)
     thermal: Thermal = opt(Thermal(), "section", cls=Thermal)
+    rule_sources: RuleSources = opt(RuleSources(), "section", cls=RuleSources)
     notifiers: tuple[Notifier, ...] = opt((), "array_of", cls=Notifier)
     metrics: Metrics = opt(Metrics(), "section", cls=Metrics)
     # Where each key's value came from: dotted key -> BUILTIN or a file path.

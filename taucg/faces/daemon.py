@@ -40,6 +40,7 @@ from taucg.config.loading import ConfigError
 from taucg.config.loading import load as load_config
 from taucg.config.schema import TIER_NAMES, Config
 from taucg.faces import logs
+from taucg.faces.ananicy_load import load_logged as load_ananicy
 from taucg.faces.daemon_api import methods
 from taucg.faces.daemon_state import DaemonState, Tick
 from taucg.faces.socket_api import ApiError, Peer, Server
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from taucg.actors.sample_store import SampleStore
     from taucg.actors.sqlite_db import StoreError
     from taucg.actors.systemd_dbus import Systemd
+    from taucg.model.ananicy import AnanicyIndex
 
 WALL_MINUS_MONOTONIC = time.time() - time.monotonic()
 # Between full /proc listings the sweep reads only the processes it knows,
@@ -136,6 +138,7 @@ class Daemon:
         self._last_full = 0.0
         self._recovery: RecoveryWatcher | None = None
         self._client: Systemd | None = None
+        self.ananicy: AnanicyIndex | None = None  # [rule_sources] ananicy, read at (re)load
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stop = asyncio.Event()
         self._reloading = asyncio.Lock()
@@ -183,6 +186,7 @@ class Daemon:
             self.log.warning("OOM-kill alerts will not name the killed process: %s",
                              self.kernel_log.unavailable)
         self._start_metrics()
+        self.ananicy = await load_ananicy(self.cfg, self.log)
         self._start_workers()
         self.log.info("taucg %s started: config %s, socket %s", __version__,
                       self.cfg.file or "built-in default", self.cfg.daemon.socket_path,
@@ -278,7 +282,7 @@ class Daemon:
             workers["governor"] = self._governor
         if cfg.health_checking.enabled:
             workers["health"] = self._health_checks
-        if pm.enabled and cfg.rules:
+        if pm.enabled and (cfg.rules or self.ananicy):
             workers["placement"] = self._placement
         if cfg.crash_recovery.enabled and cfg.crash_recovery.auto_recovery:
             workers["recovery"] = self._recovery_worker
@@ -359,6 +363,7 @@ class Daemon:
         if self.samples is not None:
             self.samples.close()
         self._open_samples()
+        self.ananicy = await load_ananicy(new, self.log)
         self.publish(generation=generation + 1, loaded_at=time.time(), config_file=new.file,
                      interval_seconds=new.resource_monitoring.interval_seconds)
         self._start_workers()
@@ -694,7 +699,7 @@ class Daemon:
             events.close()
 
     async def _place(self, client: Systemd, pid: int, since: float | None) -> None:
-        entry = await place_by_rules(self.cfg, client, pid, since=since)
+        entry = await place_by_rules(self.cfg, client, pid, since=since, ananicy=self.ananicy)
         if entry is None:
             return
         if entry.get("placed"):

@@ -2,7 +2,9 @@
 
 Precedence: rules are tried in the order they appear in the config file,
 and the first rule whose every given key matches wins. Within a rule the
-keys are ANDed. A process no rule matches stays where it is.
+keys are ANDed. Below them, the ananicy trees of [rule_sources] (looked
+up by comm in an index, never scanned: see model/ananicy.py). A process
+nothing matches stays where it is.
 
 Keys: comm (exact, or a glob with * ? [ ]), exe (glob on the executable's
 path), cmdline (regular expression searched in the space-joined command
@@ -18,6 +20,7 @@ from fnmatch import fnmatchcase
 
 from taucg.config.schema import Rule
 from taucg.config.values import unit_name
+from taucg.model.ananicy import AnanicyIndex, AnanicyMatch
 from taucg.readers.procfs import ProcessFacts, uid_of
 
 
@@ -53,6 +56,20 @@ class Verdict:
     tier: str | None
     rule: RuleResult | None
     tried: tuple[RuleResult, ...] = field(default=())
+    ananicy: AnanicyMatch | None = None
+    ananicy_rules: int | None = None  # the index's size when one was asked
+
+    @property
+    def source(self) -> str | None:
+        """Where the deciding rule is written: the config's rule, or FILE:LINE."""
+        if self.rule is not None:
+            return self.rule.label()
+        return str(self.ananicy.rule.source) if self.ananicy is not None else None
+
+    def label(self) -> str | None:
+        if self.rule is not None:
+            return self.rule.label()
+        return self.ananicy.label() if self.ananicy is not None else None
 
     def explain(self) -> list[str]:
         f = self.facts
@@ -60,6 +77,8 @@ class Verdict:
                  f"exe {f.exe or '(unreadable)'}"]
         if not self.tried:
             lines.append("no [[rules]] are configured")
+        if self.ananicy is not None and self.tried:
+            lines.append("no [[rules]] entry matched; the ananicy rules come next")
         for r in self.tried:
             if r.matched:
                 lines.append(f"{r.label()} matched ({'; '.join(map(str, r.checks))}): "
@@ -67,7 +86,13 @@ class Verdict:
                 break
             failed = [str(c) for c in r.checks if not c.matched]
             lines.append(f"{r.label()} skipped: {'; '.join(failed)}")
-        if self.rule is None and self.tried:
+        if self.ananicy is not None:
+            lines.append(self.ananicy.explain())
+        elif self.rule is None and self.ananicy_rules is not None:
+            lines.append(f"no ananicy rule names comm {f.comm!r} or exe "
+                         f"{(f.exe or '').rsplit('/', 1)[-1]!r} "
+                         f"({self.ananicy_rules} rules indexed)")
+        if self.rule is None and self.ananicy is None and (self.tried or self.ananicy_rules):
             lines.append("no rule matched: the process stays where it is")
         return lines
 
@@ -99,11 +124,15 @@ def check_rule(rule: Rule, f: ProcessFacts) -> tuple[Check, ...]:
     return tuple(checks)
 
 
-def classify(rules: tuple[Rule, ...], f: ProcessFacts) -> Verdict:
+def classify(rules: tuple[Rule, ...], f: ProcessFacts,
+             ananicy: AnanicyIndex | None = None) -> Verdict:
     tried = []
     for i, rule in enumerate(rules, start=1):
         result = RuleResult(i, rule, check_rule(rule, f))
         tried.append(result)
         if result.matched:
             return Verdict(f, rule.tier, result, tuple(tried))
-    return Verdict(f, None, None, tuple(tried))
+    if ananicy is None:
+        return Verdict(f, None, None, tuple(tried))
+    m = ananicy.match(f.comm, f.exe)
+    return Verdict(f, m.tier if m else None, None, tuple(tried), m, len(ananicy))

@@ -128,7 +128,10 @@ def installed_daemon(systemd: BlockingSystemd, config: str, dropin: str = "") ->
     DAEMON_DROPIN.parent.mkdir(parents=True, exist_ok=True)
     # The checkout may live under /tmp (a CI clone), which PrivateTmp=yes
     # hides from the service; bind it back in, read-only.
-    DAEMON_DROPIN.write_text(f"[Service]\n{dropin}BindReadOnlyPaths={ROOT}\n")
+    # PYTHONPATH: the venv's entry script imports this checkout, wherever
+    # the venv's editable install points (a worktree shares its venv).
+    DAEMON_DROPIN.write_text(f"[Service]\n{dropin}BindReadOnlyPaths={ROOT}\n"
+                             f"Environment=PYTHONPATH={ROOT}\n")
     DAEMON_CONFIG.parent.mkdir(parents=True, exist_ok=True)
     DAEMON_CONFIG.write_text(config)
     if DAEMON_LINK.exists() or DAEMON_LINK.is_symlink():

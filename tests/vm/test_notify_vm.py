@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 from tests.support.blocking_systemd import BlockingSystemd
 from tests.support.receiver import Receiver
 
-from .helpers import ROOT, installed_daemon, wait_for
+from .helpers import installed_daemon, wait_for
 
 LEVEL = Path("/var/lib/taucg-vmtest-level")
 COMMAND_OUT = Path("/var/lib/taucg/notify-command.json")  # StateDirectory: writable
@@ -80,9 +81,11 @@ def test_alert_reaches_journald_webhook_and_command_under_the_shipped_unit(
         systemd: BlockingSystemd, receiver: Receiver) -> None:
     LEVEL.write_text("1\n")
     COMMAND_OUT.unlink(missing_ok=True)
-    # The service runs this checkout's code, not the one the venv was installed from.
+    # This interpreter, not the venv's entry script: the shared venv's script
+    # may name another checkout's interpreter, which PrivateTmp hides.
+    exec_start = f"ExecStart=\nExecStart={sys.executable} -m taucg daemon\n"
     try:
-        with installed_daemon(systemd, config(receiver), f"Environment=PYTHONPATH={ROOT}\n"):
+        with installed_daemon(systemd, config(receiver), exec_start):
             LEVEL.write_text("20\n")
             raised = wait_for(lambda: journal("firing"), 300, "the raise in the journal")
             assert raised[0]["PRIORITY"] == "4" and raised[0]["SYSLOG_IDENTIFIER"] == "taucg"

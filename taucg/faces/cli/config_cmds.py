@@ -18,7 +18,7 @@ from taucg.faces.render import Output, emit, emit_json
 
 SECTION_FLAGS: dict[str, tuple[str, ...]] = {
     "monitoring": ("resource_monitoring", "health_checking", "logging", "sampler", "daemon"),
-    "resources": ("process_management", "rules"),
+    "resources": ("process_management", "rules", "rule_sources"),
     "recovery": ("crash_recovery", "recovery"),
     "tiers": ("tiers",),
 }
@@ -69,11 +69,31 @@ def config_check(file: str, fmt: Output) -> None:
     """Validate a config file; exit 2 on problems.
 
     Every problem in FILE is printed as FILE:LINE: key: why, one per line
-    (-o json: a taucg.error/1 document listing them)."""
+    (-o json: a taucg.error/1 document listing them). The ananicy trees of
+    [rule_sources] are read too: each line they skip is listed as
+    FILE:LINE: why, and does not make FILE invalid (the daemon loads the rest)."""
+    from taucg.model.ananicy import load_index
+
     cfg: Config = load_config(file)
     overridden = sorted(key for key, src in cfg.sources.items() if src == file)
+    index = load_index(cfg)
+    ananicy: dict[str, Any] | None = None
+    if index is not None:
+        t = index.tree
+        ananicy = {"roots": list(t.roots), "files": t.files, "rules": len(index),
+                   "types": len(t.types), "cgroups": len(t.cgroups),
+                   "skipped_lines": t.dropped,
+                   "problems": [{"file": p.file, "line": p.line, "message": p.message,
+                                 "skipped": p.dropped} for p in t.problems]}
     if fmt.resolved == "json":
-        emit_json("config-check", {"file": file, "valid": True,
-                                   "keys_set": len(overridden), "keys": overridden})
+        doc: dict[str, Any] = {"file": file, "valid": True, "keys_set": len(overridden),
+                               "keys": overridden}
+        if ananicy is not None:
+            doc["ananicy"] = ananicy
+        emit_json("config-check", doc)
         return
     click.echo(f"{file}: OK ({len(overridden)} keys set over the built-in default)")
+    if index is not None:
+        click.echo(index.summary())
+        for p in index.tree.problems:
+            click.echo(f"{p}" + ("" if p.dropped else " (line loaded)"))

@@ -101,8 +101,10 @@ def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None,
                   config_path: str | None) -> None:
     """Processes with their tier and unit.
 
-    --why PID explains which [[rules]] entry matches a process, or why none does."""
+    --why PID explains which [[rules]] entry, or which ananicy rule (its
+    file and line), matches a process, or why none does."""
     from taucg.actors.placement import is_candidate
+    from taucg.model.ananicy import load_index
     from taucg.model.rules import classify
     from taucg.model.tiers import tier_of
     from taucg.readers.procfs import ProcessGone, facts
@@ -113,7 +115,7 @@ def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None,
             f = facts(why)
         except ProcessGone:
             raise UserError(f"no process {why}") from None
-        verdict = classify(cfg.rules, f)
+        verdict = classify(cfg.rules, f, load_index(cfg))
         ok, reason = is_candidate(f)
         lines = verdict.explain()
         lines.append(f"currently in tier: {tier_of(f.cgroup) or 'none'} ({f.cgroup})")
@@ -123,6 +125,7 @@ def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None,
             emit_json("processes-why", {
                 "pid": why, "tier": verdict.tier,
                 "rule": verdict.rule.index if verdict.rule else None,
+                "source": verdict.source,
                 "current_tier": tier_of(f.cgroup), "cgroup": f.cgroup,
                 "movable": ok, "reason": reason, "explanation": lines})
         else:
@@ -150,17 +153,20 @@ def processes_cmd(critical: bool, tree: bool, tier: str | None, why: int | None,
 @format_option
 @config_option
 def classify_cmd(dry_run: bool, follow: bool, fmt: Output, config_path: str | None) -> None:
-    """Place processes into tiers by [[rules]].
+    """Place processes into tiers by their rules.
 
     One pass over the running processes; --follow then places each new one.
     -o json: one taucg.classify/1 document; with --follow, one
     taucg.classify-placement/1 document per line instead, as they happen."""
     from taucg.actors.placement import place_by_rules
+    from taucg.model.ananicy import load_index
     from taucg.readers.sampler import EventsUnavailable, Sampler
 
     cfg = load_config(config_path)
-    if not cfg.rules:
-        raise UserError("no [[rules]] in the config: nothing to classify")
+    ananicy = load_index(cfg)
+    if not cfg.rules and not ananicy:
+        raise UserError("no [[rules]] and no [rule_sources] ananicy rules in the config: "
+                        "nothing to classify")
     if not dry_run and os.geteuid() != 0:
         raise UserError("placing processes needs root; use --dry-run to see what would move")
 
@@ -191,7 +197,8 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: Output, config_path: str | No
                 raise UserError(str(exc)) from None
         with Sampler() as sampler:
             for r in sampler.processes():
-                entry = await place_by_rules(cfg, client, r.pid, dry_run=dry_run)
+                entry = await place_by_rules(cfg, client, r.pid, dry_run=dry_run,
+                                             ananicy=ananicy)
                 if entry:
                     show(entry)
         if events is None:
@@ -201,7 +208,7 @@ def classify_cmd(dry_run: bool, follow: bool, fmt: Output, config_path: str | No
         async for ev in events.arrivals():
             if ev.kind == "exec":
                 entry = await place_by_rules(cfg, client, ev.pid, dry_run=dry_run,
-                                             since=ev.timestamp)
+                                             since=ev.timestamp, ananicy=ananicy)
                 if entry:
                     show(entry)
 
