@@ -338,3 +338,16 @@ def test_hub_listeners_hear_every_topic_and_a_failing_one_is_logged() -> None:
     asyncio.run(scenario())
     assert heard == [("health", {"healthy": False}), ("alert", {"metric": "m"})]
     assert len(said) == 2 and "boom" in said[0]
+
+
+def test_journal_fields_never_collide() -> None:
+    from taucg.actors.notify.journald import fields
+
+    n = from_event("alert", {"time": 1.0, "metric": "custom.x", "state": "cleared",
+                             "value": 1.0, "threshold": 2.0, "severity": "critical",
+                             "message": "m"})
+    assert n is not None and "severity" in n.fields
+    f = fields(n)
+    # The notification's severity (info: a clear) wins over the condition's.
+    assert f["TAUCG_SEVERITY"] == "info" and f["PRIORITY"] == 6
+    assert f["TAUCG_METRIC"] == "custom.x" and f["TAUCG_STATE"] == "resolved"

@@ -5,6 +5,7 @@ and a command, each as the daemon's own work under its sandbox."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -59,6 +60,17 @@ min_severity = "info"
 """
 
 
+@contextlib.contextmanager
+def explained() -> Iterator[None]:
+    """A failure shows the daemon's own journal."""
+    try:
+        yield
+    except BaseException:
+        print(subprocess.run(["journalctl", "-u", "taucg.service", "-n", "60", "--no-pager"],
+                             capture_output=True, text=True, check=False).stdout)
+        raise
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver().up()
@@ -85,7 +97,7 @@ def test_alert_reaches_journald_webhook_and_command_under_the_shipped_unit(
     # may name another checkout's interpreter, which PrivateTmp hides.
     exec_start = f"ExecStart=\nExecStart={sys.executable} -m taucg daemon\n"
     try:
-        with installed_daemon(systemd, config(receiver), exec_start):
+        with installed_daemon(systemd, config(receiver), exec_start), explained():
             LEVEL.write_text("20\n")
             raised = wait_for(lambda: journal("firing"), 300, "the raise in the journal")
             assert raised[0]["PRIORITY"] == "4" and raised[0]["SYSLOG_IDENTIFIER"] == "taucg"
