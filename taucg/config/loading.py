@@ -155,6 +155,10 @@ def _convert_scalar(check: Check, value: Any) -> Any:
         if not isinstance(value, str) or (value and not value.startswith("/")):
             raise ValueError(f"expected an absolute path or \"\", got {_type_name(value)}")
         return value
+    if kind in ("url", "metricname"):
+        from taucg.config.output_checks import check_scalar
+
+        return check_scalar(kind, value)
     if kind in ("str", "path", "regex", "choice", "unitname"):
         if not isinstance(value, str):
             raise ValueError(f"expected a string, got {_type_name(value)}")
@@ -412,6 +416,9 @@ def _cross_check(cfg: Config, sources: Mapping[str, str], problems: _Problems) -
                                ("recovery", "services", name, "delay_seconds")),
                          f"max_delay_seconds ({svc.max_delay_seconds:g}) is below "
                          f"delay_seconds ({svc.delay_seconds:g})")
+    from taucg.config.output_checks import cross_check
+
+    cross_check(cfg, problems.add, problems.has)
 
 
 def _check_http(cfg: Config, problems: _Problems, blame: Callable[..., KeyPath]) -> None:

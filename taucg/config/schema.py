@@ -232,6 +232,76 @@ class Forecast:
     hysteresis_percent: float = opt(20.0, "float", 0, 100)
 
 
+# Notifications and custom metrics (our additions; see README "Notifications").
+NOTIFIER_TYPES = ("journald", "command", "webhook", "desktop")
+SEVERITIES = ("info", "warning", "critical")
+NOTIFY_EVENTS = ("notify_admin", "oom_kill", "safe_mode", "governor_freeze", "alert",
+                 "health")
+
+
+@dataclass(frozen=True, slots=True)
+class Notifier:
+    """Where notifications go: one [[notifiers]] entry per receiver."""
+
+    type: str = opt("", "choice", choices=NOTIFIER_TYPES, required=True,
+                    doc="journald, command (run by /bin/sh -c), webhook (HTTP POST) or "
+                        "desktop (org.freedesktop.Notifications on each logged-in user's bus)")
+    name: str | None = opt(None, "str", doc="shown in the daemon's log; default TYPE-N")
+    min_severity: str = opt("warning", "choice", choices=SEVERITIES,
+                            doc="the least severe notification this notifier takes")
+    events: tuple[str, ...] = opt(NOTIFY_EVENTS, "choices", choices=NOTIFY_EVENTS,
+                                  doc="the events it takes")
+    rate_limit: int = opt(20, "int", 0, 1_000_000,
+                          doc="at most this many per rate_period_seconds (0: no limit); "
+                              "the rest are counted and the next one sent says how many")
+    rate_period_seconds: float = opt(60.0, "float", 1, 86400,
+                                     doc="the window rate_limit counts in")
+    timeout_seconds: float = opt(10.0, "float", 0.1, 3600,
+                                 doc="command: killed after this; webhook, desktop: per attempt")
+    command: str | None = opt(None, "str", doc="command: the shell command; the event is in "
+                                               "TAUCG_* variables and as JSON on stdin")
+    url: str | None = opt(None, "url", doc="webhook: the http:// or https:// URL to POST to")
+    format: str = opt("taucg", "choice", choices=("taucg", "alertmanager"),
+                      doc="webhook: taucg's JSON document, or Alertmanager's /api/v2/alerts "
+                          "array (point url at http://HOST:9093/api/v2/alerts)")
+    retry_initial_seconds: float = opt(1.0, "float", 0.1, 3600,
+                                       doc="webhook: the first retry's delay; doubled "
+                                           "after each failure")
+    retry_max_seconds: float = opt(300.0, "float", 0.1, 86400,
+                                   doc="webhook: the longest delay between retries")
+    queue_limit: int = opt(10000, "int", 1, 1_000_000,
+                           doc="webhook: undelivered notifications kept on disk; past it "
+                               "the oldest is dropped and logged")
+    runtime_directory: str = opt("/run/user", "path",
+                                 doc="desktop: where the session buses are (UID/bus)")
+
+
+@dataclass(frozen=True, slots=True)
+class CustomMetric:
+    """A number read every sample tick from a file or a command."""
+
+    name: str = opt("", "metricname", required=True,
+                    doc="letters, digits and _, starting with a letter; the history's "
+                        "metric is custom.NAME, Prometheus's taucg_custom_NAME[_UNIT]")
+    help: str | None = opt(None, "str", doc="what it measures (Prometheus HELP)")
+    unit: str | None = opt(None, "metricname", doc="its base unit (seconds, bytes, celsius, "
+                                                   "ratio...), appended to the exported name")
+    file: str | None = opt(None, "path", doc="a file holding the number (the first word)")
+    command: str | None = opt(None, "str", doc="a shell command printing the number")
+    timeout_seconds: float = opt(5.0, "float", 0.1, 3600, doc="command: killed after this")
+    warning: float | None = opt(None, "float", doc="an alert at or above this value")
+    critical: float | None = opt(None, "float", doc="a critical alert at or above this value")
+    hysteresis: float = opt(0.0, "float", 0, doc="an alert clears only below its threshold "
+                                                 "minus this (in the metric's unit)")
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Our addition: metrics of the admin's own ([[metrics.custom]])."""
+
+    custom: tuple[CustomMetric, ...] = opt((), "array_of", cls=CustomMetric)
+
+
 TasksMax = int | Literal["infinity"]
 
 
@@ -351,6 +421,8 @@ class Config:
     thermal: Thermal = opt(Thermal(), "section", cls=Thermal)
     rule_sources: RuleSources = opt(RuleSources(), "section", cls=RuleSources)
     forecast: Forecast = opt(Forecast(), "section", cls=Forecast)
+    notifiers: tuple[Notifier, ...] = opt((), "array_of", cls=Notifier)
+    metrics: Metrics = opt(Metrics(), "section", cls=Metrics)
     # Where each key's value came from: dotted key -> BUILTIN or a file path.
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}),
                                        compare=False)

@@ -25,6 +25,7 @@ _KINDS = {
     "cpus": 'CPU list ("0-3,6")', "tasks": 'integer or "infinity"',
     "user": "user name or uid", "weights": "table of check = weight",
     "units": "list of unit names", "choice": "one of", "choices": "list of",
+    "url": "http:// or https:// URL", "metricname": "name ([a-zA-Z][a-zA-Z0-9_]*)",
 }
 
 
@@ -118,6 +119,9 @@ def sections() -> Iterator[Section]:
                 inner = sub.metadata.get("check")
                 if inner is not None and inner.kind == "table_of" and inner.cls is not None:
                     yield Section(f"{f.name}.{sub.name}", f"[{f.name}.{sub.name}.UNIT]",
+                                  inner.cls, _keys(inner.cls))
+                elif inner is not None and inner.kind == "array_of" and inner.cls is not None:
+                    yield Section(f"{f.name}.{sub.name}", f"[[{f.name}.{sub.name}]]",
                                   inner.cls, _keys(inner.cls))
         elif check.kind == "table_of":
             yield Section(f.name, f"[{f.name}.TIER]", check.cls, _keys(check.cls))

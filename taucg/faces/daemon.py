@@ -45,6 +45,7 @@ from taucg.faces.daemon_api import methods
 from taucg.faces.daemon_state import DaemonState, Tick
 from taucg.faces.socket_api import ApiError, Peer, Server
 from taucg.faces.subscriptions import Hub, recovery_events
+from taucg.model.custom_metrics import CustomMetrics
 from taucg.model.monitor import Alert, MetricSeries, Monitor, Thresholds, Update
 from taucg.model.tiers import slice_name
 from taucg.readers import cgroupfs
@@ -122,6 +123,8 @@ class Daemon:
         self.sampler = Sampler(fd_budget=cfg.sampler.process_fd_budget)
         self.kernel_log = kernel_messages()  # names OOM victims; opened once, at the end
         self.monitor = self._new_monitor()
+        self.custom = CustomMetrics(cfg.metrics.custom)
+        self._custom_values: dict[str, float] = {}  # read since the last tick
         self.samples: SampleStore | None = None
         # The last two system samples, for the health check's CPU rate.
         self._system: tuple[SystemSample | None, SystemSample | None] = (None, None)
@@ -313,6 +316,10 @@ class Daemon:
         self.flight.configure(cfg)
         if self.flight.recorder.rings:
             workers["flight"] = self._flight_worker
+        if cfg.resource_monitoring.enabled and cfg.metrics.custom:
+            workers["custom"] = self._custom_metrics
+        if cfg.notifiers:
+            workers["notify"] = self._notify
         interval = watchdog_interval()
         if interval is not None:
             workers["watchdog"] = lambda: self._watchdog(interval)
@@ -383,6 +390,7 @@ class Daemon:
         self.cfg = new
         self.log = logs.setup(new.logging, to_stderr=self.to_stderr)
         self.monitor = self._new_monitor()
+        self.custom = CustomMetrics(new.metrics.custom)
         if self.samples is not None:
             self.samples.close()
         self._open_samples()
@@ -488,6 +496,9 @@ class Daemon:
         swept = time.monotonic() - began
         update = self.monitor.update(sample, self._disks, procs, cgroups, kills,
                                      self.kernel_log.unavailable, self._fs_bytes)
+        fresh = dict(self._custom_values)  # the custom worker holds this dict: clear, keep
+        self._custom_values.clear()
+        custom = self.custom.fold(update, fresh, self.monitor.history, sample.monotonic)
 
         # The history's clock: the sample's own time, so points read back
         # from the store after a restart line up with those served before.
@@ -502,7 +513,7 @@ class Daemon:
         state = self.state.with_alerts(raised)
         self.state = replace(state, last=tick, sweeps=state.sweeps + 1,
                              sweep_seconds_total=state.sweep_seconds_total + swept,
-                             forecasts=tuple(update.forecasts))
+                             forecasts=tuple(update.forecasts), custom=custom)
         self._system = (self._system[1], sample)
         self._processes = procs
         for ev in self._sweep_events:
@@ -556,7 +567,7 @@ class Daemon:
                          extra={"alert": alert.metric, "state": alert.state})
         return {"time": now, "metric": alert.metric, "state": alert.state,
                 "value": round(alert.value, 2), "threshold": alert.threshold,
-                "message": message}
+                "message": message, "severity": alert.severity}
 
     # ------------------------------------------------------- workers ---
 
@@ -626,6 +637,9 @@ class Daemon:
                                  extra={"health": health.score})
             elif health.healthy and was is not None and not was.healthy:
                 self.log.info("health back to %.2f", health.score)
+            if (was is None and not health.healthy) or (
+                    was is not None and was.healthy != health.healthy):
+                self.hub.publish("health", {"time": time.time(), **health.to_dict()})
             await asyncio.sleep(self.cfg.health_checking.check_interval_seconds)
 
     async def _governor(self) -> None:
@@ -644,6 +658,23 @@ class Daemon:
     def _governor_acted(self, action: Mapping[str, Any]) -> None:
         self.hub.publish("governor", action)
         self.flight.action(action)  # the controller's actions go into the flight record
+
+    async def _custom_metrics(self) -> None:
+        from taucg.faces.custom_worker import watch_custom
+
+        await watch_custom(self.cfg.metrics.custom, self._sweeps, self._custom_values, self.log)
+
+    async def _notify(self) -> None:
+        from taucg.faces.notify_worker import NotifyWorker
+
+        worker = NotifyWorker(self.cfg, self.log,
+                              lambda view: self.publish(notifiers=view))
+        self.publish(notifiers=worker.view())
+        self.hub.listeners.append(worker.hear)
+        try:
+            await worker.run()
+        finally:
+            self.hub.listeners.remove(worker.hear)
 
     def _set_pressing(self, pressing: bool) -> None:
         if pressing and not self._pressing:

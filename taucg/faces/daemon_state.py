@@ -14,8 +14,10 @@ from taucg.model.monitor import TierUsage
 if TYPE_CHECKING:
     from taucg.actors.recovery_watcher import RecoveryView
     from taucg.config.schema import Config
+    from taucg.model.custom_metrics import CustomValue
     from taucg.model.forecast import Forecast
     from taucg.model.health import Health, ServiceState
+    from taucg.model.notify import NotifierView
     from taucg.readers.cgroupfs import CpuMax, MemberUsage
     from taucg.readers.samples import CgroupSample, CpuTimes, MemInfo
 
@@ -106,6 +108,8 @@ class DaemonState:
     governor: GovernorView | None = None
     units: Mapping[str, ServiceState] = field(default_factory=dict)  # members' systemd state
     forecasts: tuple[Forecast, ...] = ()  # the last tick's, soonest first
+    custom: tuple[CustomValue, ...] = ()  # [[metrics.custom]] at the last tick
+    notifiers: tuple[NotifierView, ...] = ()  # [[notifiers]]' counts since start
 
     def with_alerts(self, new: list[Mapping[str, Any]]) -> DaemonState:
         from dataclasses import replace

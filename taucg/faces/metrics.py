@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -28,6 +28,8 @@ from taucg import __version__
 
 if TYPE_CHECKING:
     from taucg.faces.daemon_state import DaemonState, GovernorView, Tick
+    from taucg.model.custom_metrics import CustomValue
+    from taucg.model.notify import NotifierView
     from taucg.readers.samples import CgroupSample
 
 # node_exporter's systemd collector's states: one series each, 1 for the current one.
@@ -214,6 +216,9 @@ class DaemonCollector(Collector):
                                     "the sweep interval in use (smart sampling)",
                                     value=s.interval_in_use)
         yield from _forecast_metrics(s)
+        yield from _custom_metrics(s.custom)
+        if s.notifiers:
+            yield from _notifier_metrics(s.notifiers)
         gv = s.governor
         if gv is not None:
             yield from _governor_metrics(gv)
@@ -249,6 +254,46 @@ def _forecast_metrics(s: DaemonState) -> Iterator[Any]:
         rate.add_metric(values, fc.bytes_per_second)
         quality.add_metric(values, fc.quality)
     yield from (left, rate, quality)
+
+
+def _notifier_metrics(views: Iterable[NotifierView]) -> Iterator[Any]:
+    sent = CounterMetricFamily("taucg_notifications", "notifications each notifier took "
+                               "(past its events, severity and rate limit) since start",
+                               labels=["notifier", "type"])
+    held = CounterMetricFamily("taucg_notifications_suppressed", "notifications each "
+                               "notifier's rate limit held back since start",
+                               labels=["notifier", "type"])
+    queued = GaugeMetricFamily("taucg_notifications_queued", "a webhook's notifications "
+                               "waiting on disk for their receiver", labels=["notifier"])
+    failed = CounterMetricFamily("taucg_notifications_failed_attempts", "a webhook's "
+                                 "delivery attempts that failed since start",
+                                 labels=["notifier"])
+    for v in views:
+        sent.add_metric([v.name, v.type], v.sent)
+        held.add_metric([v.name, v.type], v.suppressed)
+        if v.queued is not None:
+            queued.add_metric([v.name], v.queued)
+        if v.failures is not None:
+            failed.add_metric([v.name], v.failures)
+    yield from (sent, held, queued, failed)
+
+
+def custom_metric_name(name: str, unit: str | None) -> str:
+    """taucg_custom_NAME, with the unit as its suffix unless the name already
+    ends with it (Prometheus's naming: the base unit last)."""
+    base = f"taucg_custom_{name}"
+    return base if unit is None or name.endswith(f"_{unit}") or name == unit \
+        else f"{base}_{unit}"
+
+
+def _custom_metrics(values: Iterable[CustomValue]) -> Iterator[Any]:
+    """One gauge family per [[metrics.custom]] entry; a metric without a
+    value at the last tick is left out (absent, not 0)."""
+    for c in values:
+        if c.value is not None:
+            yield GaugeMetricFamily(custom_metric_name(c.name, c.unit),
+                                    c.help or f"custom metric {c.name} ([[metrics.custom]])",
+                                    value=c.value, unit=c.unit or "")
 
 
 def _governor_metrics(gv: GovernorView) -> Iterator[Any]:

@@ -41,6 +41,9 @@ class Hub:
         self.log = log
         self._subs: set[Subscriber] = set()
         self.dropped_total = 0
+        # In-process listeners (the notify worker): called with every event,
+        # subscribed topics or not, before the subscribers' queues.
+        self.listeners: list[Callable[[str, Mapping[str, Any]], None]] = []
 
     def __len__(self) -> int:
         return len(self._subs)
@@ -55,6 +58,11 @@ class Hub:
 
     def publish(self, topic: str, params: Mapping[str, Any]) -> None:
         """Queues one notification for every subscriber of topic; never blocks."""
+        for listen in list(self.listeners):
+            try:
+                listen(topic, params)
+            except Exception as exc:
+                self.log(f"a {topic} event listener failed: {exc!r}")
         if not self._subs:
             return
         line = encode(notification(f"taucg.{topic}", params))

@@ -86,7 +86,7 @@ class OomAlarm:
             elif tier in self.raised:
                 self.raised.discard(tier)
                 alerts.append(Alert(f"oom_kill {tier}", "cleared", 0.0, 0.0, now,
-                                    f"no new OOM kill in tier {tier}"))
+                                    f"no new OOM kill in tier {tier}", severity="critical"))
         # A kill logged after this tick's cgroup sample is counted next
         # tick, so it waits; one outside the tiers is none of ours.
         self.pending = [k for k in self.pending if tier_of(k.cgroup) in tiers][-64:]
@@ -105,4 +105,5 @@ class OomAlarm:
             why = unavailable or "the kernel log holds no matching oom-kill line"
             text = f"{killed}; the victim is not known ({why})"
         return Alert(f"oom_kill {tier}", "raised", float(new), 0.0, now,
-                     text + f"; raise MemoryMax of tau-{tier}.slice or find what grew")
+                     text + f"; raise MemoryMax of tau-{tier}.slice or find what grew",
+                     severity="critical")

@@ -221,6 +221,7 @@ class Alert:
     threshold: float
     time: float
     text: str | None = None  # a message of its own, where the generic one says too little
+    severity: str = "warning"  # what a raise means to a notifier; critical pages
 
     def message(self) -> str:
         if self.text is not None:

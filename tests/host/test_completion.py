@@ -67,6 +67,13 @@ def test_bash_gets_type_and_value(no_config: Path) -> None:
 # ---------------------------------------------------------------- metrics ---
 
 
+def test_custom_metrics_complete_from_the_config(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "t.toml", metrics={"custom": [
+        {"name": "ups_load", "file": "/run/ups", "help": "UPS load"}]})
+    items, err = complete(f"taucg history --config {cfg} --metric custom.")
+    assert values(items) == ["custom.ups_load"] and err == ""
+
+
 def test_metrics_complete_from_the_monitors_names(no_config: Path) -> None:
     items, err = complete("taucg history --metric ")
     assert values(items) == list(metric_names(TIER_NAMES))

@@ -134,9 +134,12 @@ def complete_metric(ctx: click.Context, param: click.Parameter,
     from taucg.config.schema import TIER_NAMES
     from taucg.model.monitor import metric_names
 
+    names = metric_names(TIER_NAMES)
+    cfg = _config(ctx)
+    for m in cfg.metrics.custom if cfg is not None else ():
+        names[f"custom.{m.name}"] = m.help or "custom metric ([[metrics.custom]])"
     return [CompletionItem(name, help=meaning)
-            for name, meaning in metric_names(TIER_NAMES).items()
-            if name.startswith(incomplete)]
+            for name, meaning in names.items() if name.startswith(incomplete)]
 
 
 def complete_pid(ctx: click.Context, param: click.Parameter,
