@@ -31,7 +31,7 @@
 #define MAX_PID (1u << 22) /* PID_MAX_LIMIT on 64-bit */
 
 struct slot {
-    int32_t fd;       /* kept-open stat fd, or -1 */
+    int32_t fd1;      /* kept-open stat fd + 1, or 0: an all-zero slot is unused */
     uint32_t gen;     /* sweep generation last seen; 0: not tracked */
     uint32_t tracked; /* index in reader->tracked */
     double starttime; /* as in tau_proc: identical ticks give identical doubles */
@@ -45,6 +45,7 @@ struct tau_proc_reader {
     struct kbuf dents;
     struct kbuf buf;
     struct slot *chunks[MAX_PID / CHUNK_SIZE];
+    uint16_t chunk_used[MAX_PID / CHUNK_SIZE]; /* tracked PIDs per chunk */
     int32_t *tracked; /* PIDs with a slot, dense, for finding the ones gone */
     uint32_t ntracked, tracked_cap;
     uint32_t gen;
@@ -160,17 +161,11 @@ static struct slot *slot_get(struct tau_proc_reader *r, uint32_t pid, int create
     if (!*chunk) {
         if (!create)
             return NULL;
-        *chunk = malloc(sizeof(struct slot) * CHUNK_SIZE);
+        /* Zeroed pages from calloc stay unbacked until a PID in them is
+         * seen, so a chunk costs memory only for the PIDs that exist. */
+        *chunk = calloc(CHUNK_SIZE, sizeof(struct slot));
         if (!*chunk)
             return NULL;
-        for (uint32_t i = 0; i < CHUNK_SIZE; i++) {
-            (*chunk)[i].fd = -1;
-            (*chunk)[i].gen = 0;
-            (*chunk)[i].tracked = 0;
-            (*chunk)[i].starttime = 0;
-            (*chunk)[i].hash = 0;
-            (*chunk)[i].seen_start = 0;
-        }
     }
     return &(*chunk)[pid & (CHUNK_SIZE - 1)];
 }
@@ -187,14 +182,15 @@ static int track(struct tau_proc_reader *r, struct slot *s, int32_t pid)
     }
     s->tracked = r->ntracked;
     r->tracked[r->ntracked++] = pid;
+    r->chunk_used[(uint32_t)pid >> CHUNK_BITS]++;
     return 0;
 }
 
 static void drop_fd(struct tau_proc_reader *r, struct slot *s)
 {
-    if (s->fd >= 0) {
-        close(s->fd);
-        s->fd = -1;
+    if (s->fd1 > 0) {
+        close(s->fd1 - 1);
+        s->fd1 = 0;
         r->kept--;
     }
 }
@@ -219,8 +215,9 @@ static void untrack(struct tau_proc_reader *r, struct slot *s)
 {
     drop_fd(r, s);
     uint32_t i = s->tracked;
+    int32_t pid = r->tracked[i];
     if (s->hash != 0)
-        queue_gone(r, s, r->tracked[i]);
+        queue_gone(r, s, pid);
     s->hash = 0;
     s->seen_start = 0;
     int32_t last = r->tracked[--r->ntracked];
@@ -230,6 +227,14 @@ static void untrack(struct tau_proc_reader *r, struct slot *s)
     }
     s->gen = 0;
     s->starttime = 0;
+    /* PIDs wrap around pid_max (4M under systemd): a chunk whose PIDs have
+     * all exited is freed, or the table would grow to cover every range
+     * ever used. s is not used after this. */
+    uint32_t c = (uint32_t)pid >> CHUNK_BITS;
+    if (--r->chunk_used[c] == 0) {
+        free(r->chunks[c]);
+        r->chunks[c] = NULL;
+    }
 }
 
 /* ---------- reader ---------- */
@@ -260,8 +265,8 @@ void tau_proc_close(struct tau_proc_reader *r)
         return;
     for (uint32_t i = 0; i < r->ntracked; i++) {
         struct slot *s = slot_get(r, (uint32_t)r->tracked[i], 0);
-        if (s && s->fd >= 0)
-            close(s->fd);
+        if (s && s->fd1 > 0)
+            close(s->fd1 - 1);
     }
     for (size_t i = 0; i < MAX_PID / CHUNK_SIZE; i++)
         free(r->chunks[i]);
@@ -287,8 +292,8 @@ enum { READ_OK, READ_GONE, READ_ERROR };
 static int read_one(struct tau_proc_reader *r, struct slot *s, uint32_t pid, ssize_t *len,
                     struct tau_proc_stats *st)
 {
-    if (s->fd >= 0) {
-        ssize_t n = kbuf_pread(s->fd, &r->buf);
+    if (s->fd1 > 0) {
+        ssize_t n = kbuf_pread(s->fd1 - 1, &r->buf);
         if (n >= 0) {
             *len = n;
             return READ_OK;
@@ -319,7 +324,7 @@ static int read_one(struct tau_proc_reader *r, struct slot *s, uint32_t pid, ssi
         return READ_ERROR;
     }
     if (r->kept < r->fd_budget) {
-        s->fd = fd;
+        s->fd1 = fd + 1;
         r->kept++;
     } else {
         close(fd);

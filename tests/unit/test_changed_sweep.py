@@ -146,6 +146,12 @@ def test_the_sampler_grows_its_arrays_and_merges(tmp_path: Path) -> None:
     for pid in range(100, 1400):
         shutil.rmtree(tmp_path / str(pid))
     assert sorted(g[0] for g in s.process_changes().gone) == list(range(100, 1400))
+    # Their PID chunk was freed with the last of them; PIDs there work again.
+    _write(tmp_path, 150, start=700)
+    again = s.process_changes()
+    assert [(r.pid, r.is_new) for r in again.changed] == [(150, True)]
+    shutil.rmtree(tmp_path / "150")
+    assert s.process_changes().gone == [(150, 700 / CLOCK_TICKS_PER_SECOND)]
 
 
 @given(st.binary(min_size=1, max_size=400), st.integers(0, 399), st.integers(1, 255))
