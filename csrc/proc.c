@@ -6,6 +6,11 @@
  * costs one syscall instead of openat+read+close. PIDs map to their state
  * through a two-level table (4096 PIDs per chunk), so lookups are O(1) and
  * memory is allocated only when a new PID range first appears.
+ *
+ * The changed-only sweep (tau_proc_sweep_changed) keeps, per PID, a hash of
+ * the stat line it last reported: an idle process costs its pread and a
+ * hash of ~300 bytes, no parse and no record, so the caller's work follows
+ * what changed. Exits it had reported queue up in `pending` until drained.
  */
 #define _GNU_SOURCE
 #include "sampler.h"
@@ -26,10 +31,12 @@
 #define MAX_PID (1u << 22) /* PID_MAX_LIMIT on 64-bit */
 
 struct slot {
-    int32_t fd;       /* kept-open stat fd, or -1 */
+    int32_t fd1;      /* kept-open stat fd + 1, or 0: an all-zero slot is unused */
     uint32_t gen;     /* sweep generation last seen; 0: not tracked */
     uint32_t tracked; /* index in reader->tracked */
     double starttime; /* as in tau_proc: identical ticks give identical doubles */
+    uint64_t hash;    /* stat line last reported by the changed sweep; 0: none */
+    double seen_start; /* starttime of that report */
 };
 
 struct tau_proc_reader {
@@ -38,12 +45,26 @@ struct tau_proc_reader {
     struct kbuf dents;
     struct kbuf buf;
     struct slot *chunks[MAX_PID / CHUNK_SIZE];
+    uint16_t chunk_used[MAX_PID / CHUNK_SIZE]; /* tracked PIDs per chunk */
     int32_t *tracked; /* PIDs with a slot, dense, for finding the ones gone */
     uint32_t ntracked, tracked_cap;
     uint32_t gen;
     uint32_t fd_budget, kept;
     double ticks_per_second;
     uint64_t page_size;
+    struct tau_proc_gone *pending; /* reported processes that exited, not yet drained */
+    uint32_t npending, pending_cap;
+};
+
+/* What one sweep is doing: every record, or changed ones only. */
+struct sweep_ctx {
+    int changed;
+    struct tau_proc *out;
+    uint32_t cap;
+    int64_t count; /* records produced (changed mode: written to out) */
+    uint32_t more; /* changed mode: records that did not fit out */
+    uint32_t unchanged;
+    struct tau_proc_stats *st;
 };
 
 struct linux_dirent64 {
@@ -140,15 +161,11 @@ static struct slot *slot_get(struct tau_proc_reader *r, uint32_t pid, int create
     if (!*chunk) {
         if (!create)
             return NULL;
-        *chunk = malloc(sizeof(struct slot) * CHUNK_SIZE);
+        /* Zeroed pages from calloc stay unbacked until a PID in them is
+         * seen, so a chunk costs memory only for the PIDs that exist. */
+        *chunk = calloc(CHUNK_SIZE, sizeof(struct slot));
         if (!*chunk)
             return NULL;
-        for (uint32_t i = 0; i < CHUNK_SIZE; i++) {
-            (*chunk)[i].fd = -1;
-            (*chunk)[i].gen = 0;
-            (*chunk)[i].tracked = 0;
-            (*chunk)[i].starttime = 0;
-        }
     }
     return &(*chunk)[pid & (CHUNK_SIZE - 1)];
 }
@@ -165,22 +182,44 @@ static int track(struct tau_proc_reader *r, struct slot *s, int32_t pid)
     }
     s->tracked = r->ntracked;
     r->tracked[r->ntracked++] = pid;
+    r->chunk_used[(uint32_t)pid >> CHUNK_BITS]++;
     return 0;
 }
 
 static void drop_fd(struct tau_proc_reader *r, struct slot *s)
 {
-    if (s->fd >= 0) {
-        close(s->fd);
-        s->fd = -1;
+    if (s->fd1 > 0) {
+        close(s->fd1 - 1);
+        s->fd1 = 0;
         r->kept--;
     }
+}
+
+/* The changed sweep's consumer was told this process exists: queue its exit. */
+static void queue_gone(struct tau_proc_reader *r, struct slot *s, int32_t pid)
+{
+    if (r->npending == r->pending_cap) {
+        uint32_t cap = r->pending_cap ? r->pending_cap * 2 : 256;
+        struct tau_proc_gone *bigger = realloc(r->pending, cap * sizeof *bigger);
+        if (!bigger)
+            return; /* the consumer keeps a stale record; the next exit retries */
+        r->pending = bigger;
+        r->pending_cap = cap;
+    }
+    r->pending[r->npending].pid = pid;
+    r->pending[r->npending].starttime = s->seen_start;
+    r->npending++;
 }
 
 static void untrack(struct tau_proc_reader *r, struct slot *s)
 {
     drop_fd(r, s);
     uint32_t i = s->tracked;
+    int32_t pid = r->tracked[i];
+    if (s->hash != 0)
+        queue_gone(r, s, pid);
+    s->hash = 0;
+    s->seen_start = 0;
     int32_t last = r->tracked[--r->ntracked];
     if (i < r->ntracked) {
         r->tracked[i] = last;
@@ -188,6 +227,14 @@ static void untrack(struct tau_proc_reader *r, struct slot *s)
     }
     s->gen = 0;
     s->starttime = 0;
+    /* PIDs wrap around pid_max (4M under systemd): a chunk whose PIDs have
+     * all exited is freed, or the table would grow to cover every range
+     * ever used. s is not used after this. */
+    uint32_t c = (uint32_t)pid >> CHUNK_BITS;
+    if (--r->chunk_used[c] == 0) {
+        free(r->chunks[c]);
+        r->chunks[c] = NULL;
+    }
 }
 
 /* ---------- reader ---------- */
@@ -218,12 +265,13 @@ void tau_proc_close(struct tau_proc_reader *r)
         return;
     for (uint32_t i = 0; i < r->ntracked; i++) {
         struct slot *s = slot_get(r, (uint32_t)r->tracked[i], 0);
-        if (s && s->fd >= 0)
-            close(s->fd);
+        if (s && s->fd1 > 0)
+            close(s->fd1 - 1);
     }
     for (size_t i = 0; i < MAX_PID / CHUNK_SIZE; i++)
         free(r->chunks[i]);
     free(r->tracked);
+    free(r->pending);
     free(r->dents.data);
     free(r->buf.data);
     if (r->proc_fd >= 0)
@@ -244,8 +292,8 @@ enum { READ_OK, READ_GONE, READ_ERROR };
 static int read_one(struct tau_proc_reader *r, struct slot *s, uint32_t pid, ssize_t *len,
                     struct tau_proc_stats *st)
 {
-    if (s->fd >= 0) {
-        ssize_t n = kbuf_pread(s->fd, &r->buf);
+    if (s->fd1 > 0) {
+        ssize_t n = kbuf_pread(s->fd1 - 1, &r->buf);
         if (n >= 0) {
             *len = n;
             return READ_OK;
@@ -276,7 +324,7 @@ static int read_one(struct tau_proc_reader *r, struct slot *s, uint32_t pid, ssi
         return READ_ERROR;
     }
     if (r->kept < r->fd_budget) {
-        s->fd = fd;
+        s->fd1 = fd + 1;
         r->kept++;
     } else {
         close(fd);
@@ -286,13 +334,35 @@ static int read_one(struct tau_proc_reader *r, struct slot *s, uint32_t pid, ssi
     return READ_OK;
 }
 
-/* Reads and parses one tracked process into out[*count] (or scratch past
- * cap); untracks it if it has gone. */
+uint64_t tau_stat_hash(const char *buf, size_t n)
+{
+    /* Each step is a bijection in both h and the word (rotate, xor, multiply
+     * by an odd constant), so lines differing in one 8-byte word never hash
+     * alike; the length seeds it. */
+    const uint64_t k = 0x517cc1b727220a95ull;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, buf + i, 8);
+        h = (((h << 5) | (h >> 59)) ^ w) * k;
+    }
+    if (i < n) {
+        uint64_t w = 0;
+        memcpy(&w, buf + i, n - i);
+        h = (((h << 5) | (h >> 59)) ^ w) * k;
+    }
+    h ^= h >> 32;
+    return h ? h : 1; /* 0 means "never reported" */
+}
+
+/* Reads one tracked process and, if the sweep wants it, parses it into the
+ * next record (or scratch past cap); untracks it if it has gone. */
 static void sweep_one(struct tau_proc_reader *r, struct slot *s, uint32_t pid,
-                      struct tau_proc *out, uint32_t cap, int64_t *count,
-                      struct tau_proc_stats *st)
+                      struct sweep_ctx *x)
 {
     struct tau_proc scratch;
+    struct tau_proc_stats *st = x->st;
     s->gen = r->gen;
     ssize_t len = 0;
     int rc = read_one(r, s, pid, &len, st);
@@ -302,14 +372,33 @@ static void sweep_one(struct tau_proc_reader *r, struct slot *s, uint32_t pid,
         untrack(r, s);
         return;
     }
-    struct tau_proc *p = (uint64_t)*count < cap ? &out[*count] : &scratch;
+    uint64_t h = 0;
+    if (x->changed) {
+        h = tau_stat_hash(r->buf.data, (size_t)len);
+        if (h == s->hash) {
+            x->unchanged++;
+            return;
+        }
+    }
+    struct tau_proc *p = (uint64_t)x->count < x->cap ? &x->out[x->count] : &scratch;
     if (tau_parse_pid_stat(r->buf.data, (size_t)len, p, r->ticks_per_second, r->page_size) < 0) {
         st->errors++;
         return;
     }
-    p->flags = (s->starttime != p->starttime) ? TAU_PROC_NEW : 0;
-    s->starttime = p->starttime;
-    (*count)++;
+    if (!x->changed) {
+        p->flags = (s->starttime != p->starttime) ? TAU_PROC_NEW : 0;
+        s->starttime = p->starttime;
+        x->count++;
+        return;
+    }
+    if (p == &scratch) {
+        x->more++; /* not committed: the next sweep reports it again */
+        return;
+    }
+    p->flags = (s->hash == 0 || s->seen_start != p->starttime) ? TAU_PROC_NEW : 0;
+    s->hash = h;
+    s->seen_start = p->starttime;
+    x->count++;
 }
 
 int tau_proc_track(struct tau_proc_reader *r, int32_t pid)
@@ -325,29 +414,22 @@ int tau_proc_track(struct tau_proc_reader *r, int32_t pid)
     return track(r, s, pid);
 }
 
-int64_t tau_proc_sweep_known(struct tau_proc_reader *r, struct tau_proc *out, uint32_t cap,
-                             struct tau_proc_stats *st)
+static void sweep_tracked(struct tau_proc_reader *r, struct sweep_ctx *x)
 {
-    int64_t count = 0;
-    memset(st, 0, sizeof *st);
     if (++r->gen == 0)
         r->gen = 1;
     /* Backwards, because untrack() moves the last entry into the hole. */
     for (uint32_t i = r->ntracked; i-- > 0;) {
         uint32_t pid = (uint32_t)r->tracked[i];
-        st->listed++;
-        sweep_one(r, slot_get(r, pid, 0), pid, out, cap, &count, st);
+        x->st->listed++;
+        sweep_one(r, slot_get(r, pid, 0), pid, x);
     }
-    st->parsed = (uint32_t)count;
-    st->kept_fds = r->kept;
-    return count;
 }
 
-int64_t tau_proc_sweep(struct tau_proc_reader *r, struct tau_proc *out, uint32_t cap,
-                       struct tau_proc_stats *st)
+/* Lists /proc and reads every process; returns 0 or -errno. */
+static int sweep_listed(struct tau_proc_reader *r, struct sweep_ctx *x)
 {
-    int64_t count = 0;
-    memset(st, 0, sizeof *st);
+    struct tau_proc_stats *st = x->st;
     if (++r->gen == 0)
         r->gen = 1;
     if (lseek(r->proc_fd, 0, SEEK_SET) < 0)
@@ -381,7 +463,7 @@ int64_t tau_proc_sweep(struct tau_proc_reader *r, struct tau_proc *out, uint32_t
                 st->errors++;
                 continue;
             }
-            sweep_one(r, s, pid, out, cap, &count, st);
+            sweep_one(r, s, pid, x);
         }
     }
     /* PIDs no longer listed: their processes exited. */
@@ -390,7 +472,64 @@ int64_t tau_proc_sweep(struct tau_proc_reader *r, struct tau_proc *out, uint32_t
         if (s->gen != r->gen)
             untrack(r, s);
     }
-    st->parsed = (uint32_t)count;
+    return 0;
+}
+
+static int64_t sweep_all(struct tau_proc_reader *r, int rescan, struct tau_proc *out,
+                         uint32_t cap, struct tau_proc_stats *st)
+{
+    struct sweep_ctx x = {.changed = 0, .out = out, .cap = cap, .st = st};
+    memset(st, 0, sizeof *st);
+    if (rescan) {
+        int rc = sweep_listed(r, &x);
+        if (rc < 0)
+            return rc;
+    } else {
+        sweep_tracked(r, &x);
+    }
+    st->parsed = (uint32_t)x.count;
     st->kept_fds = r->kept;
-    return count;
+    return x.count;
+}
+
+int64_t tau_proc_sweep_known(struct tau_proc_reader *r, struct tau_proc *out, uint32_t cap,
+                             struct tau_proc_stats *st)
+{
+    return sweep_all(r, 0, out, cap, st);
+}
+
+int64_t tau_proc_sweep(struct tau_proc_reader *r, struct tau_proc *out, uint32_t cap,
+                       struct tau_proc_stats *st)
+{
+    return sweep_all(r, 1, out, cap, st);
+}
+
+int tau_proc_sweep_changed(struct tau_proc_reader *r, int rescan, struct tau_proc *out,
+                           uint32_t cap, struct tau_proc_gone *gone, uint32_t gone_cap,
+                           struct tau_proc_changes *ch, struct tau_proc_stats *st)
+{
+    struct sweep_ctx x = {.changed = 1, .out = out, .cap = cap, .st = st};
+    memset(st, 0, sizeof *st);
+    memset(ch, 0, sizeof *ch);
+    if (rescan) {
+        int rc = sweep_listed(r, &x);
+        if (rc < 0)
+            return rc;
+    } else {
+        sweep_tracked(r, &x);
+    }
+    uint32_t n = r->npending < gone_cap ? r->npending : gone_cap;
+    if (n) {
+        memcpy(gone, r->pending, n * sizeof *gone);
+        memmove(r->pending, r->pending + n, (r->npending - n) * sizeof *gone);
+        r->npending -= n;
+    }
+    ch->changed = (uint32_t)x.count;
+    ch->more = x.more;
+    ch->gone = n;
+    ch->gone_more = r->npending;
+    ch->unchanged = x.unchanged;
+    st->parsed = (uint32_t)x.count + x.more;
+    st->kept_fds = r->kept;
+    return 0;
 }

@@ -164,6 +164,36 @@ int tau_proc_track(struct tau_proc_reader *r, int32_t pid);
 int64_t tau_proc_sweep_known(struct tau_proc_reader *r, struct tau_proc *out, uint32_t cap,
                              struct tau_proc_stats *stats);
 
+/* Changed-only sweeps, so the caller's work scales with what changed. The
+ * reader keeps a 64-bit hash of each process's last reported stat line;
+ * a line that hashes the same is not parsed and yields no record. Written:
+ * a record per process that is new to this consumer (TAU_PROC_NEW; also
+ * when its PID now belongs to another process) or whose line changed, and
+ * one tau_proc_gone per reported process that has since exited. rescan
+ * lists /proc as tau_proc_sweep does; 0 reads the tracked PIDs only.
+ * Nothing is lost to a short array: a record that did not fit is reported
+ * again by the next sweep, and gone entries wait in the reader (the counts
+ * in *ch say so). Full sweeps on the same reader do not disturb it.
+ * Returns 0, or -errno if /proc itself cannot be listed. */
+struct tau_proc_gone {
+    int32_t pid;
+    double starttime; /* as last reported, so a reused PID is told apart */
+};
+
+struct tau_proc_changes {
+    uint32_t changed;   /* records written to out */
+    uint32_t more;      /* changed records that did not fit out */
+    uint32_t gone;      /* entries written to gone */
+    uint32_t gone_more; /* gone entries still waiting in the reader */
+    uint32_t unchanged; /* read, hashed the same: no record */
+};
+
+int tau_proc_sweep_changed(struct tau_proc_reader *r, int rescan, struct tau_proc *out,
+                           uint32_t cap, struct tau_proc_gone *gone, uint32_t gone_cap,
+                           struct tau_proc_changes *ch, struct tau_proc_stats *stats);
+/* The hash the changed-only sweep compares, exposed for tests. */
+uint64_t tau_stat_hash(const char *buf, size_t n);
+
 /* ---------------------------------------------------------------------
  * Cgroup sweep over a set of cgroup v2 directories (csrc/cgroup.c). A file
  * that is absent (its controller is off) has its bit clear in `present`; it

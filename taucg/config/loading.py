@@ -22,7 +22,6 @@ import stat
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -466,7 +465,10 @@ def _leaves(data: Mapping[str, Any], path: KeyPath = ()) -> Iterator[KeyPath]:
 
 
 def builtin_text() -> str:
-    return resources.files("taucg.config").joinpath("default.toml").read_text(encoding="utf-8")
+    # Beside this module, as the wheel installs it (the C extension rules out
+    # a zip import); importlib.resources would cost the daemon ~0.5 MiB of
+    # imports (zipfile, its readers) to find the same file.
+    return (Path(__file__).parent / "default.toml").read_text(encoding="utf-8")
 
 
 def _parse(text: str, file: str) -> dict[str, Any]:

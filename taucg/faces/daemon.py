@@ -27,7 +27,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,11 +47,12 @@ from taucg.faces.socket_api import ApiError, Peer, Server
 from taucg.faces.subscriptions import Hub, recovery_events
 from taucg.model.custom_metrics import CustomMetrics
 from taucg.model.monitor import Alert, MetricSeries, Monitor, Thresholds, Update
+from taucg.model.process_table import ProcessTable
 from taucg.model.tiers import slice_name
 from taucg.readers import cgroupfs
 from taucg.readers.kmsg import JournalKernelLog, KernelLog, KernelMessages
 from taucg.readers.sampler import EventsUnavailable, Sampler
-from taucg.readers.samples import ProcessSample, SystemSample
+from taucg.readers.samples import SystemSample
 
 if TYPE_CHECKING:
     from taucg.actors.recovery_watcher import RecoveryView, RecoveryWatcher
@@ -128,7 +129,7 @@ class Daemon:
         self.samples: SampleStore | None = None
         # The last two system samples, for the health check's CPU rate.
         self._system: tuple[SystemSample | None, SystemSample | None] = (None, None)
-        self._processes: Sequence[ProcessSample] = ()
+        self._processes = ProcessTable()  # kept from changed-only sweeps
         # One event per worker that acts after each sweep, so none misses one.
         self._sweep_events: list[asyncio.Event] = []
         self._wake = asyncio.Event()  # cuts the sweep's sleep short
@@ -486,7 +487,11 @@ class Daemon:
         cgroups = dict(zip(paths, self.sampler.cgroups(list(paths.values())), strict=True))
         rescan = (not self._tracking or self._full_due
                   or began - self._last_full >= FULL_SWEEP_SECONDS)
-        procs = self.sampler.processes(rescan=rescan)
+        # Only what changed since the last tick, applied to the table: the
+        # Python work per tick follows the changes, not the process count.
+        changes = self.sampler.process_changes(rescan=rescan)
+        procs = self._processes
+        procs.apply(changes)
         if rescan:
             self._full_due, self._last_full = False, began
         kills = self.kernel_log.oom_kills()  # after the cgroups: see readers/kmsg.py
@@ -515,13 +520,13 @@ class Daemon:
                              sweep_seconds_total=state.sweep_seconds_total + swept,
                              forecasts=tuple(update.forecasts), custom=custom)
         self._system = (self._system[1], sample)
-        self._processes = procs
         for ev in self._sweep_events:
             ev.set()
         for record in raised:
             self.hub.publish("alert", record)
 
         records.perf(self.cfg.logging, "sweep", swept, processes=len(procs),
+                     changed=len(changes.changed), gone=len(changes.gone),
                      cgroups=len(paths), full=rescan)
         if self.cfg.resource_monitoring.log_resource_usage:
             self.log.debug("usage", extra={"usage": update.values})
@@ -598,7 +603,7 @@ class Daemon:
         while True:
             await swept.wait()
             swept.clear()
-            _, stubborn = self.reaper.sweep(self._processes)
+            _, stubborn = self.reaper.sweep(self._processes.zombies())
             for parent in stubborn:
                 if parent.pid not in self._stubborn:
                     self.log.warning("pid %d (%s) has not reaped %d zombies %.0f s after "

@@ -66,6 +66,9 @@ def detach_and_run(cfg: Config, config_path: str | None) -> int:
             _answer(write_end, f"cannot write the pidfile: {exc.strerror or exc}; check "
                                "[daemon] pidfile")
             raise
+        from taucg.faces.lean_imports import without_openssl
+
+        without_openssl()  # before taucg.faces.daemon imports asyncio
         from taucg.faces.daemon import run
 
         status = run(cfg, config_path, on_ready=lambda error: _answer(write_end, error))

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeVar
 
+from taucg.model.process_table import ProcessTable
 from taucg.readers.kmsg import OomKill
 from taucg.readers.samples import (
     CgroupSample,
@@ -330,20 +331,38 @@ class LeakDetector:
     length: int = 120
     _series: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
 
+    @property
+    def spacing(self) -> float:
+        # Points closer than a tenth of the window add nothing to a slope but
+        # would push the window's start out of a bounded series: under smart
+        # sampling (1 s ticks) 120 points would span 2 minutes, never 5.
+        return 0.9 * self.min_seconds / self.min_samples
+
     def add(self, subject: str, now: float, rss: int) -> None:
         series = self._series.get(subject)
         if series is None:
             series = self._series[subject] = deque(maxlen=self.length)
-        # Points closer than a tenth of the window add nothing to a slope but
-        # would push the window's start out of a bounded series: under smart
-        # sampling (1 s ticks) 120 points would span 2 minutes, never 5.
-        spacing = 0.9 * self.min_seconds / self.min_samples
-        if series and now - series[-1][0] < spacing:
+        if series and now - series[-1][0] < self.spacing:
             return
         series.append((now, float(rss)))
 
     def series(self, subject: str) -> list[tuple[float, float]]:
         return list(self._series.get(subject, ()))
+
+    def last_point(self, subject: str) -> tuple[float, float] | None:
+        series = self._series.get(subject)
+        return series[-1] if series else None
+
+    def flat_at(self, subject: str, rss: int) -> bool:
+        """Every point is ``rss``: while it stays so the subject cannot be
+        a suspect, so a feed may stop adding its points (see process_leaks)."""
+        series = self._series.get(subject)
+        value = float(rss)
+        return (self.min_growth > 0 and series is not None
+                and all(v == value for _, v in series))
+
+    def drop(self, subject: str) -> None:
+        self._series.pop(subject, None)
 
     def forget(self, keep: Iterable[str]) -> None:
         wanted = set(keep)
@@ -351,9 +370,12 @@ class LeakDetector:
             if s not in wanted:
                 del self._series[s]
 
-    def suspects(self) -> list[LeakSuspect]:
+    def suspects(self, among: Iterable[str] | None = None) -> list[LeakSuspect]:
+        """``among``: only these subjects (the rest known to be flat)."""
         out = []
-        for subject, series in self._series.items():
+        pairs = (self._series.items() if among is None else
+                 ((s, self._series[s]) for s in among if s in self._series))
+        for subject, series in pairs:
             if len(series) < self.min_samples:
                 continue
             span = series[-1][0] - series[0][0]
@@ -464,6 +486,10 @@ class Monitor:
             from taucg.model.forecast import Forecaster  # it builds on this module too
 
             self.forecaster = Forecaster(forecast, locate)
+        from taucg.model.process_leaks import ProcessLeakFeed  # builds on LeakDetector
+
+        self._leak_feed = ProcessLeakFeed(self.leaks)
+        self._table = ProcessTable()
 
     def _alarm(self, metric: str, threshold: float) -> Threshold:
         alarm = self._alarms.get(metric)
@@ -473,7 +499,7 @@ class Monitor:
         return alarm
 
     def update(self, sample: SystemSample, disk_percent: Mapping[str, float] | None = None,
-               processes: Sequence[ProcessSample] | None = None,
+               processes: Sequence[ProcessSample] | ProcessTable | None = None,
                tiers: Mapping[str, CgroupSample | None] | None = None,
                oom_kills: Sequence[OomKill] = (), kernel_log: str | None = None,
                filesystems: Mapping[str, tuple[int, int]] | None = None) -> Update:
@@ -521,17 +547,17 @@ class Monitor:
                         record(f"tier.{tier}.{attr}", float(v))
         leaking: list[tuple[str, ProcessSample, list[tuple[float, float]]]] = []
         if processes is not None:
-            subjects = {}
-            for p in processes:
-                # The start time keeps a reused PID from joining the old series.
-                subject = f"process {p.pid} ({p.comm}, started {p.start_seconds:.2f}s after boot)"
-                subjects[subject] = p
-                self.leaks.add(subject, now, p.rss)
-            self.leaks.forget(subjects)
-            suspects = self.leaks.suspects()
+            # A table is kept by the caller from changed-only sweeps; a
+            # full list is diffed here, so both take the same path.
+            if isinstance(processes, ProcessTable):
+                table = processes
+            else:
+                table = self._table
+                table.replace_all(processes)
+            suspects = self._leak_feed.update(now, table.last_delta, table)
             alerts += self._leak_alarm.update(suspects, now)
-            leaking = [(s.subject, subjects[s.subject], self.leaks.series(s.subject))
-                       for s in suspects]
+            leaking = [(s.subject, p, self.leaks.series(s.subject)) for s in suspects
+                       if (p := self._leak_feed.process_of(s.subject, table)) is not None]
         forecasts: list[Forecast] = []
         if self.forecaster is not None:
             forecasts, said = self.forecaster.tick(

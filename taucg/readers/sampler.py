@@ -36,6 +36,7 @@ from taucg.readers.samples import (
     NetDevice,
     Pressure,
     PressureLine,
+    ProcessChanges,
     ProcessSample,
     ProcessSweepStats,
     ProcEvent,
@@ -232,6 +233,9 @@ class Sampler:
         self._proc_cap = 1024
         self._procs = ffi.new("struct tau_proc[]", self._proc_cap)
         self._proc_stats = ffi.new("struct tau_proc_stats *")
+        self._gone_cap = 256
+        self._gone = ffi.new("struct tau_proc_gone[]", self._gone_cap)
+        self._changes = ffi.new("struct tau_proc_changes *")
         self.last_process_stats: ProcessSweepStats | None = None
         self._cg_set: Any = None
         self._cg_paths: tuple[str, ...] = ()
@@ -365,6 +369,44 @@ class Sampler:
             time.perf_counter() - t0)
         return records
 
+    def process_changes(self, rescan: bool = True) -> ProcessChanges:
+        """Only what changed since the last call: see ProcessChanges. The
+        first call reports every process as new. rescan as in processes();
+        calls of processes() in between do not disturb what this reports."""
+        reader = self._proc_reader()
+        t0 = time.perf_counter()
+        changed: list[ProcessSample] = []
+        gone: list[tuple[int, float]] = []
+        ch, st = self._changes, self._proc_stats
+        unchanged = 0
+        retried = False
+        while True:
+            rc = lib.tau_proc_sweep_changed(reader, rescan, self._procs, self._proc_cap,
+                                            self._gone, self._gone_cap, ch, st)
+            if rc < 0:
+                raise SamplerError(-rc, f"listing {self._proc_root}: {os.strerror(-rc)}")
+            unchanged += ch.unchanged
+            if ch.changed:
+                buf = ffi.buffer(self._procs, ch.changed * _PROC_SIZE)
+                changed += unpack_records(_PROC_LAYOUT, buf, ProcessSample._make)
+            gone += [(g.pid, g.starttime) for g in self._gone[0:ch.gone]]
+            if not ch.more and not ch.gone_more:
+                break
+            # Short arrays: grow once; C kept what did not fit for this next sweep.
+            retried = True
+            if ch.more:
+                self._proc_cap = int((ch.changed + ch.more) * 1.5) + 64
+                self._procs = ffi.new("struct tau_proc[]", self._proc_cap)
+            if ch.gone_more:
+                self._gone_cap = int((ch.gone + ch.gone_more) * 1.5) + 64
+                self._gone = ffi.new("struct tau_proc_gone[]", self._gone_cap)
+        if retried:
+            changed = _latest_per_pid(changed)
+        self.last_process_stats = ProcessSweepStats(
+            st.listed, st.parsed, st.vanished, st.kept_fds, st.fallback_reads, st.errors,
+            time.perf_counter() - t0, unchanged)
+        return ProcessChanges(changed, gone)
+
     # -- cgroups -------------------------------------------------------------
 
     def cgroups(self, paths: Sequence[str]) -> list[CgroupSample | None]:
@@ -437,6 +479,20 @@ class Sampler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _latest_per_pid(records: list[ProcessSample]) -> list[ProcessSample]:
+    """After a retried sweep a process may be reported twice: the later
+    record stands, still new if the earlier one said so."""
+    latest: dict[int, ProcessSample] = {}
+    new = lib.TAU_PROC_NEW
+    for r in records:
+        old = latest.get(r.pid)
+        if old is not None and old.start_seconds == r.start_seconds and old.flags & new:
+            latest[r.pid] = r._replace(flags=r.flags | new)
+        else:
+            latest[r.pid] = r
+    return list(latest.values())
 
 
 def _limit(value: int) -> Limit:

@@ -211,6 +211,18 @@ class ProcessSweepStats:
     fallback_reads: int
     errors: int
     seconds: float
+    unchanged: int = 0  # changed-only sweeps: read, the same as last time, no record
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessChanges:
+    """What a changed-only sweep saw since the previous one: a record per
+    process that is new (``is_new``; also a PID now held by another process)
+    or whose /proc/PID/stat line changed, and the (pid, start_seconds) of
+    every process reported before that has exited."""
+
+    changed: list[ProcessSample]
+    gone: list[tuple[int, float]]
 
 
 UNLIMITED: Literal["max"] = "max"

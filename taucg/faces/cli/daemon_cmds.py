@@ -74,6 +74,9 @@ def daemon_cmd(detach: bool, config_path: str | None) -> None:
         except DetachError as exc:
             raise UserError(str(exc)) from None
         raise click.exceptions.Exit(rc)
+    from taucg.faces.lean_imports import without_openssl
+
+    without_openssl()  # before taucg.faces.daemon imports asyncio
     from taucg.faces.daemon import run
 
     raise click.exceptions.Exit(run(cfg, path, to_stderr=True))
