@@ -52,7 +52,7 @@ from taucg.model.tiers import slice_name
 from taucg.readers import cgroupfs
 from taucg.readers.kmsg import JournalKernelLog, KernelLog, KernelMessages
 from taucg.readers.sampler import EventsUnavailable, Sampler
-from taucg.readers.samples import SystemSample
+from taucg.readers.samples import ProcessSample, SystemSample
 
 if TYPE_CHECKING:
     from taucg.actors.recovery_watcher import RecoveryView, RecoveryWatcher
@@ -166,9 +166,10 @@ class Daemon:
         return self.monitor.history
 
     @property
-    def processes(self) -> Sequence[ProcessSample]:
-        """The last sweep's processes (the API's processes method reads them)."""
-        return self._processes
+    def processes(self) -> list[ProcessSample]:
+        """The last sweep's processes (the API's processes method reads them).
+        A copy: the reader runs on a thread, and the loop updates the table."""
+        return list(self._processes.records())
 
     def publish(self, **changes: Any) -> None:
         """Replaces the published state; readers on other threads see the
