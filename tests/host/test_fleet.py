@@ -121,7 +121,10 @@ def start_node(name: str, ns: Netns, workdir: Path, sections: dict[str, Any],
     node = Node(name, ns, root, web, None)  # type: ignore[arg-type]
     config = node.config(sections)
     node.child = start(ns, name, taucg_argv("daemon", config=config), root)
-    wait_until_serving(node.socket, node.child.proc, timeout=PATIENCE)
+    try:
+        wait_until_serving(node.socket, node.child.proc, timeout=PATIENCE)
+    except AssertionError as exc:  # what the daemon said is in its own log
+        raise AssertionError(f"{exc}\n{node.child.log.read_text()}") from None
     return node
 
 

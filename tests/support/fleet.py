@@ -6,6 +6,7 @@ own child, stopped by its PID."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -28,6 +29,8 @@ from tests.support.contrib import (
 )
 from tests.support.netns import Netns
 from tests.support.waiting import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
 
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
@@ -65,8 +68,11 @@ def inside(ns: Netns | None) -> AbstractContextManager[None]:
 def start(ns: Netns | None, name: str, argv: Sequence[str], workdir: Path) -> Child:
     log = workdir / f"{name}.log"
     with open(log, "ab") as out:  # a file: nobody drains a pipe while the test runs
+        # PYTHONPATH: a daemon imports this checkout, not the tree the venv
+        # was installed from (cwd is the test's own directory).
         proc = subprocess.Popen(list(argv) if ns is None else ns.argv(argv), stdout=out,
-                                stderr=subprocess.STDOUT, cwd=workdir)
+                                stderr=subprocess.STDOUT, cwd=workdir,
+                                env={**os.environ, "PYTHONPATH": str(REPO)})
     return Child(name, proc, log)
 
 
