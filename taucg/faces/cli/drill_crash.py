@@ -191,10 +191,12 @@ async def _follow(cfg: Config, unit: str, signal: int, timeout: float, yes: bool
         if not taken:
             drills.clear(cfg.crash_recovery.state_directory, unit)
         row, why = _history_row(cfg, unit, started)
-        settle = time.monotonic() + SETTLE_SECONDS
+        settle = time.monotonic() + 3 * SETTLE_SECONDS
         while row is None and taken and time.monotonic() < settle:
             await asyncio.sleep(0.5)  # taken, so the watcher is writing it
             row, why = _history_row(cfg, unit, started)
+            if row is None and daemon.running:
+                row = _daemon_row(Path(cfg.daemon.socket_path), unit, started) or row
         outcome = (f"recovered in {took:.3f} s, new MainPID {new_pid}" if recovered
                    else f"not recovered within {timeout:g} s (state {state})")
         audit(cfg.logging, "recovery drill result", unit, before=f"MainPID {pid}",
@@ -252,6 +254,19 @@ def _history_row(cfg: Config, unit: str, since: float) -> tuple[dict[str, Any] |
     e = rows[-1]
     return {"id": e.id, "action": e.action, "outcome": e.outcome, "drill": e.drill,
             "flight_bytes": e.flight_bytes}, None
+
+
+def _daemon_row(socket: Path, unit: str, since: float) -> dict[str, Any] | None:
+    """The row as the daemon (the history's writer) reads it: recovery.flight."""
+    from taucg.faces.socket_client import DaemonError, DaemonNotRunning, call
+
+    try:
+        e = call(socket, "recovery.flight", {"unit": unit}, timeout=10)["event"]
+    except (DaemonNotRunning, DaemonError, OSError, KeyError, TypeError):
+        return None
+    if not isinstance(e, dict) or float(e.get("time", 0)) < since - 1:
+        return None
+    return {k: e[k] for k in ("id", "action", "outcome", "drill", "flight_bytes")}
 
 
 def crash_drill(cfg: Config, unit: str, signal: int, timeout: float | None, yes: bool,
