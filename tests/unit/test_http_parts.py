@@ -101,6 +101,9 @@ def test_every_route_is_a_read_method_of_the_socket_api() -> None:
                                                           "until": 2.0}),
     ("/api/v1/processes", "tier=low&unit=a", {"tier": "low", "unit": "a"}),
     ("/api/v1/logs/recent", "level=error&log=audit", {"level": "error", "log": "audit"}),
+    ("/api/v1/recovery/flight", "unit=a&live=true", {"unit": "a", "live": True}),
+    ("/api/v1/recovery/flight", "unit=a&live=false&event=3", {"unit": "a", "live": False,
+                                                              "event": 3}),
 ])
 def test_query_strings_become_typed_parameters(path: str, query: str,
                                                expect: dict[str, Any]) -> None:
@@ -118,6 +121,8 @@ def test_query_strings_become_typed_parameters(path: str, query: str,
     ("/api/v1/processes", "tier=middle", "tier"),
     ("/api/v1/logs/recent", "level=loud", "level"),
     ("/api/v1/tiers", "x=1", "x"),
+    ("/api/v1/recovery/flight", "unit=a&live=yes", "live"),
+    ("/api/v1/recovery/flight", "unit=a&event=-1", "event"),
 ])
 def test_bad_parameters_are_named(path: str, query: str, parameter: str) -> None:
     with pytest.raises(rest.BadRequest) as err:

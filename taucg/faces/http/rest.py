@@ -51,6 +51,12 @@ class Param:
             if not math.isfinite(value):
                 raise BadRequest(self.name, f"{self.name} must be a finite number, got "
                                  f"{text!r} ({hint})")
+        elif kind == "boolean":
+            # OpenAPI's query serialisation of a boolean: true or false.
+            if text not in ("true", "false"):
+                raise BadRequest(self.name, f"{self.name} must be true or false, got {text!r} "
+                                 f"({hint})")
+            return text == "true"
         else:
             value = text
             if "enum" in s and value not in s["enum"]:
