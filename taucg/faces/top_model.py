@@ -16,7 +16,7 @@ a width and a function of the ``TierView``. A source puts its values in
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -146,6 +146,33 @@ class TierColumn:
     width: int
     cell: Callable[[TierView], str]
     key: str = ""  # its name in the JSON document's "extra"; default header.lower()
+
+
+# The daemon's forecast of the tier's memory (faces/forecasts.py): its
+# binding limit and the time left, e.g. "MemoryMax ~14m". Shown only while
+# a daemon answers, since top alone keeps too short a history to fit.
+FORECAST_COLUMN = TierColumn("FORECAST", 16, lambda t: t.extra.get("forecast", ""),
+                             key="forecast")
+
+
+def forecast_cells(forecasts: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """tier -> its soonest memory forecast as a cell, from the API's items."""
+    cells: dict[str, tuple[float, str]] = {}
+    for fc in forecasts:
+        tier, left = fc.get("tier"), fc.get("time_to_limit_seconds")
+        if fc.get("resource") != "memory" or not tier or not isinstance(left, (int, float)):
+            continue
+        if tier not in cells or left < cells[tier][0]:
+            cells[tier] = (float(left), f"{fc.get('limit', '')} ~{_duration(float(left))}")
+    return {t: text for t, (_left, text) in cells.items()}
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
 
 
 # ----------------------------------------------------------------- view ---

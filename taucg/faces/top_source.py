@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from taucg.faces.top_model import (
     Snapshot,
     TierView,
     UnitView,
+    forecast_cells,
 )
 from taucg.model.tiers import PARENT, slice_name
 from taucg.readers import cgroupfs
@@ -40,6 +42,7 @@ from taucg.readers.sampler import Sampler
 from taucg.readers.samples import CgroupSample, ProcessSample, SystemSample
 
 HISTORY_KEPT = 120  # samples per sparkline ring
+FORECAST_EVERY = 5.0  # seconds between asking the daemon for its forecasts
 RECHECK_PER_TICK = 64  # cached process cgroups read again per refresh (processes move)
 
 
@@ -132,6 +135,8 @@ class Source:
         self._governed_seen: tuple[dict[str, dict[str, Any]], frozenset[str]] | None = None
         self.feed: DaemonFeed | None = None
         self.daemon = False
+        self._forecasts: dict[str, str] = {}
+        self._forecasts_read = -FORECAST_EVERY
         if use_daemon:
             self._connect()
 
@@ -237,10 +242,29 @@ class Source:
                 else f"no cgroup v2 hierarchy at {self.root} (no systemd?)")
                 + "; the machine's processes, by cgroup")
             tiers = (self._machine(procs, rows, wanted, sys_s),)
+        if self.daemon:
+            cells = self._forecast_cells()
+            tiers = tuple(replace(t, extra={**t.extra, "forecast": cells[t.tier]})
+                          if t.tier in cells else t for t in tiers)
         system_ring = self.history.get("system", ())
         return Snapshot(now, mode, note, cpu_pct, mem_pct, len(procs), tiers,
                         tuple(self.events), tuple(system_ring), self.events_source,
                         self.history_source, self.interval)
+
+    def _forecast_cells(self) -> dict[str, str]:
+        """The daemon's tier memory forecasts, asked at most every
+        FORECAST_EVERY seconds (they change once a sweep)."""
+        from taucg.faces.socket_client import DaemonError, DaemonNotRunning, call
+
+        mono = time.monotonic()
+        if mono - self._forecasts_read >= FORECAST_EVERY:
+            self._forecasts_read = mono
+            try:
+                got = call(self.cfg.daemon.socket_path, "forecasts", timeout=2.0)
+                self._forecasts = forecast_cells(got.get("forecasts") or ())
+            except (DaemonNotRunning, DaemonError, OSError, ValueError, AttributeError):
+                self._forecasts = {}  # the subscription's pane says why
+        return self._forecasts
 
     def _system_cpu(self, cur: SystemSample) -> float | None:
         prev, self._prev_sys = self._prev_sys, cur

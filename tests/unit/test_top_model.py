@@ -4,8 +4,11 @@ expanding, keys, sparklines, the extra per-tier column, the JSON document
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from taucg.faces.render import document
 from taucg.faces.top_model import (
+    FORECAST_COLUMN,
     SPARK_ASCII,
     SPARK_UNICODE,
     Event,
@@ -17,6 +20,7 @@ from taucg.faces.top_model import (
     UnitView,
     View,
     build_frame,
+    forecast_cells,
     frame_document,
     frame_rows,
     handle_key,
@@ -183,6 +187,27 @@ def test_an_extra_tier_column_reaches_the_frame_rows_and_json() -> None:
     doc = frame_document(s, View(), [FORECAST])
     assert next(t for t in doc["tiers"] if t["tier"] == "low")["extra"] == {
         "forecast": "~14 min"}
+
+
+def test_the_daemons_forecasts_become_the_soonest_memory_cell_per_tier() -> None:
+    items = [
+        {"resource": "memory", "tier": "low", "limit": "MemoryMax",
+         "time_to_limit_seconds": 840.0},
+        {"resource": "process_memory", "tier": "low", "limit": "MemoryMax",
+         "time_to_limit_seconds": 60.0},  # a process's, not the tier's
+        {"resource": "memory", "tier": "low", "limit": "MemoryHigh",
+         "time_to_limit_seconds": 3000.0},  # later than the first
+        {"resource": "filesystem", "tier": None, "limit": "size",
+         "time_to_limit_seconds": 5.0},
+        {"resource": "memory", "tier": "normal", "limit": "MemoryHigh",
+         "time_to_limit_seconds": 30.0},
+        {"resource": "memory", "tier": "high", "limit": "MemoryMax",
+         "time_to_limit_seconds": 9000.0},
+    ]
+    assert forecast_cells(items) == {"low": "MemoryMax ~14m", "normal": "MemoryHigh ~30s",
+                                     "high": "MemoryMax ~2.5h"}
+    assert FORECAST_COLUMN.cell(replace(snap().tiers[2], extra={"forecast": "x"})) == "x"
+    assert FORECAST_COLUMN.cell(snap().tiers[2]) == ""
 
 
 def test_rows_have_processes_only_when_expanded() -> None:

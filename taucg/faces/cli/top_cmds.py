@@ -42,7 +42,13 @@ def top_cmd(interval: float, once: bool, sort: str, tier: str | None, expand: bo
     MemoryMax hits, units started and gone) when no daemon runs. Without
     taucg's tiers (no systemd, nothing applied) it says so and shows the
     machine's processes by cgroup. Keys: ? in the view."""
-    from taucg.faces.top_model import View, build_frame, frame_document, frame_rows
+    from taucg.faces.top_model import (
+        FORECAST_COLUMN,
+        View,
+        build_frame,
+        frame_document,
+        frame_rows,
+    )
     from taucg.faces.top_source import Source
 
     cfg = load_config(config_path)
@@ -53,6 +59,7 @@ def top_cmd(interval: float, once: bool, sort: str, tier: str | None, expand: bo
         raise UserError("taucg top draws on a terminal; for one frame in a pipe or a "
                         "script use --once (with -o json for JSON)")
     source = Source(cfg, interval, use_daemon=not no_daemon)
+    columns = (FORECAST_COLUMN,) if source.daemon else ()
     try:
         if once:
             source.refresh(None if expand else [])
@@ -60,18 +67,18 @@ def top_cmd(interval: float, once: bool, sort: str, tier: str | None, expand: bo
             snap = source.refresh(None if expand else [])
             kind = fmt.resolved
             if kind == "json":
-                emit_json("top", frame_document(snap, view))
+                emit_json("top", frame_document(snap, view, columns))
             elif kind == "plain":
-                headers, rows = frame_rows(snap, view)
+                headers, rows = frame_rows(snap, view, columns)
                 text = plain(rows, headers if fmt.legend else None)
                 if text:
                     click.echo(text)
             else:
-                click.echo(build_frame(snap, view).text())
+                click.echo(build_frame(snap, view, columns).text())
             return
         from taucg.faces.top_screen import run
 
-        run(source.refresh, view, interval)
+        run(source.refresh, view, interval, columns)
     except KeyboardInterrupt:
         return
     finally:
