@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from taucg.actors.apply import desired_files
-from taucg.actors.systemd_dbus import SERVICE
+from taucg.actors.systemd_dbus import SERVICE, SystemdError
 from taucg.config import loading
 from tests.support.blocking_systemd import BlockingSystemd
 from tests.support.cli import taucg
@@ -48,16 +49,25 @@ def unit_files() -> dict[Path, bytes]:
 def applied_default(systemd: BlockingSystemd, report: Callable[[str], None]
                     ) -> Iterator[float]:
     """The built-in default applied once; every test leaves it that way."""
+    # From nothing: a daemon of an earlier module may have applied the tiers
+    # (started slices leave no "apply start" to audit, and the first apply is
+    # what the tests below look at).
+    remove_tiers(systemd)
     t0 = time.monotonic()
     r = taucg("apply")
     elapsed = time.monotonic() - t0
     report(f"\nBENCH full apply of the default config: {elapsed:.2f} s (VM, emulated)\n"
            f"{r.stdout}")
     yield elapsed
+    remove_tiers(systemd)
+
+
+def remove_tiers(systemd: BlockingSystemd) -> None:
     for p in list(UNIT_DIR.glob("tau*.slice")):
         p.unlink()
     systemd.reload()
-    systemd.stop("tau.slice")
+    with contextlib.suppress(SystemdError):  # never started, or already gone
+        systemd.stop("tau.slice")
 
 
 AUDIT = Path("/var/log/tau/audit.log")
