@@ -20,7 +20,7 @@ from taucg.faces.socket_client import call
 from tests.support.blocking_systemd import BlockingSystemd
 from tests.support.browser import chromium, screenshot
 
-from .helpers import ROOT, Units, installed_daemon, wait_for
+from .helpers import Units, installed_daemon, wait_for
 
 ADDRESS = "127.0.0.1:9466"
 SOCKET = Path("/run/taucg/taucg.sock")
@@ -44,13 +44,7 @@ def ask(method: str, **params: Any) -> Any:
 
 @pytest.fixture
 def service(systemd: BlockingSystemd) -> Iterator[None]:
-    # The shipped ExecStart runs the venv's taucg script, whose editable
-    # install (and its shebang) may belong to another checkout, one that
-    # PrivateTmp= hides: this checkout's code, run by this Python, is the
-    # one under test.
-    with installed_daemon(systemd, CONFIG_TEXT,
-                          f"Environment=PYTHONPATH={ROOT}\nExecStart=\n"
-                          f"ExecStart={sys.executable} -m taucg daemon\n"):
+    with installed_daemon(systemd, CONFIG_TEXT):
         yield
 
 

@@ -25,7 +25,7 @@ from tests.support.fleet import (
     start_prometheus,
 )
 
-from .helpers import ROOT, installed_daemon, wait_for
+from .helpers import installed_daemon, wait_for
 
 SOCKET = Path("/run/taucg/taucg.sock")
 # health_score_threshold 0.999 with memory over 1% of RAM: below it, always.
@@ -46,8 +46,7 @@ metrics_address = "127.0.0.1:9464"
 def test_every_dashboard_query_returns_series(systemd: BlockingSystemd) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="taucg-fleet-vm-"))
     try:
-        # The checkout under test, whatever tree the venv was installed from.
-        with installed_daemon(systemd, CONFIG_TEXT, f"Environment=PYTHONPATH={ROOT}\n"):
+        with installed_daemon(systemd, CONFIG_TEXT):
             call(SOCKET, "apply", {}, timeout=300)
             prom = start_prometheus(None, workdir, [Target("vm", "127.0.0.1:9464")],
                                     {"scheme": "http"}, alertmanager=False)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -93,11 +92,8 @@ def test_alert_reaches_journald_webhook_and_command_under_the_shipped_unit(
         systemd: BlockingSystemd, receiver: Receiver) -> None:
     LEVEL.write_text("1\n")
     COMMAND_OUT.unlink(missing_ok=True)
-    # This interpreter, not the venv's entry script: the shared venv's script
-    # may name another checkout's interpreter, which PrivateTmp hides.
-    exec_start = f"ExecStart=\nExecStart={sys.executable} -m taucg daemon\n"
     try:
-        with installed_daemon(systemd, config(receiver), exec_start), explained():
+        with installed_daemon(systemd, config(receiver)), explained():
             LEVEL.write_text("20\n")
             raised = wait_for(lambda: journal("firing"), 300, "the raise in the journal")
             assert raised[0]["PRIORITY"] == "4" and raised[0]["SYSLOG_IDENTIFIER"] == "taucg"
